@@ -1,0 +1,119 @@
+/**
+ * @module db/schema
+ * The catalog and the control plane's configuration in D1. drizzle-kit generates `migrations/`
+ * from this file (`npm run db:generate`); wrangler and the tests apply the same SQL.
+ *
+ * Money is integers: prices are micro-dollars (µ$) per million tokens, so a request's cost is
+ * computed exactly and rounded once (see billing/pricing.ts).
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import type { ProviderFamily, ProviderOptions } from "../providers/types";
+
+export type Region = "eu" | "us" | "global";
+
+const createdAt = () =>
+  integer("created_at", { mode: "number" })
+    .notNull()
+    .default(sql`(unixepoch() * 1000)`);
+
+export const workspaces = sqliteTable("workspaces", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  /** Model used when a request names none. */
+  defaultModel: text("default_model"),
+  createdAt: createdAt(),
+});
+
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    /** SHA-256 of the whole key, hex. The key itself is never stored. */
+    hash: text("hash").notNull(),
+    /** What a human may see to recognise the key: its prefix and last 4 characters. */
+    label: text("label").notNull(),
+    disabled: integer("disabled", { mode: "boolean" }).notNull().default(false),
+    /** Epoch milliseconds; null means the key never expires. */
+    expiresAt: integer("expires_at", { mode: "number" }),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("api_keys_hash_idx").on(t.hash), index("api_keys_workspace_idx").on(t.workspaceId)],
+);
+
+export const providers = sqliteTable("providers", {
+  /** OpenRouter-style provider slug, e.g. "openai", "azure-eu", "mistral". */
+  slug: text("slug").primaryKey(),
+  name: text("name").notNull(),
+  family: text("family").$type<ProviderFamily>().notNull(),
+  /**
+   * Prefix of the environment variables holding this provider's credential and base URL:
+   * `${envPrefix}_API_KEY`, `${envPrefix}_BASE_URL`.
+   */
+  envPrefix: text("env_prefix").notNull(),
+  /** When set, wins over the environment's base URL (a deployment-specific resource URL). */
+  baseUrl: text("base_url"),
+  region: text("region").$type<Region>().notNull().default("global"),
+  retainsPrompts: integer("retains_prompts", { mode: "boolean" }).notNull().default(false),
+  trainsOnData: integer("trains_on_data", { mode: "boolean" }).notNull().default(false),
+  zeroRetention: integer("zero_retention", { mode: "boolean" }).notNull().default(false),
+  options: text("options", { mode: "json" }).$type<ProviderOptions>().notNull().default({}),
+  createdAt: createdAt(),
+});
+
+export const models = sqliteTable("models", {
+  /** OpenRouter slug `author/name`. */
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  description: text("description").notNull().default(""),
+  contextLength: integer("context_length").notNull(),
+  inputModalities: text("input_modalities", { mode: "json" }).$type<string[]>().notNull().default(["text"]),
+  outputModalities: text("output_modalities", { mode: "json" }).$type<string[]>().notNull().default(["text"]),
+  supportedParameters: text("supported_parameters", { mode: "json" }).$type<string[]>().notNull().default([]),
+  tokenizer: text("tokenizer").notNull().default("Other"),
+  createdAt: createdAt(),
+});
+
+export const endpoints = sqliteTable(
+  "endpoints",
+  {
+    id: text("id").primaryKey(),
+    modelId: text("model_id")
+      .notNull()
+      .references(() => models.id, { onDelete: "cascade" }),
+    providerSlug: text("provider_slug")
+      .notNull()
+      .references(() => providers.slug, { onDelete: "cascade" }),
+    /** The provider's own model id (Azure: the deployment name). */
+    upstreamModel: text("upstream_model").notNull(),
+    /** µ$ per million prompt tokens (uncached). */
+    promptPrice: integer("prompt_price").notNull(),
+    /** µ$ per million completion tokens (reasoning tokens included). */
+    completionPrice: integer("completion_price").notNull(),
+    /** µ$ per million cached prompt tokens read; null: billed at the prompt price. */
+    cacheReadPrice: integer("cache_read_price"),
+    /** µ$ per million prompt tokens written to the cache; null: billed at the prompt price. */
+    cacheWritePrice: integer("cache_write_price"),
+    /** µ$ per request. */
+    requestPrice: integer("request_price").notNull().default(0),
+    contextLength: integer("context_length").notNull(),
+    maxOutputTokens: integer("max_output_tokens"),
+    quantization: text("quantization").notNull().default("unknown"),
+    supportedParameters: text("supported_parameters", { mode: "json" }).$type<string[]>().notNull().default([]),
+    /** Null: the provider's region. */
+    region: text("region").$type<Region>(),
+    enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("endpoints_model_provider_idx").on(t.modelId, t.providerSlug), index("endpoints_model_idx").on(t.modelId)],
+);
+
+export type Workspace = typeof workspaces.$inferSelect;
+export type ApiKey = typeof apiKeys.$inferSelect;
+export type Provider = typeof providers.$inferSelect;
+export type Model = typeof models.$inferSelect;
+export type Endpoint = typeof endpoints.$inferSelect;

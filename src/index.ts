@@ -1,0 +1,9 @@
+/**
+ * @module index
+ * Wiring only: the Worker's handlers.
+ */
+import { app } from "./app";
+
+export default {
+  fetch: app.fetch,
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,290 @@
+/**
+ * @module providers/openai-compatible
+ * The base for every vendor that speaks OpenAI's chat completions API: OpenAI, Azure OpenAI,
+ * Mistral, Groq, DeepSeek, Together, xAI and OpenRouter itself. Vendors differ only by
+ * configuration (base URL, auth header, Azure's deployment path and api-version), kept in the
+ * catalog's provider rows. Unknown request fields pass through untouched.
+ */
+import { z } from "zod";
+import { GatewayError } from "../errors";
+import { GATEWAY_ONLY_FIELDS, type ChatRequest } from "../schemas/openai";
+import { parseErrorBody } from "./errors";
+import type { SSEMessage } from "./sse";
+import type {
+  Completion,
+  FinishReason,
+  ProviderAdapter,
+  StreamDecoder,
+  StreamEvent,
+  ToolCallDelta,
+  UpstreamRequest,
+  UpstreamTarget,
+  Usage,
+} from "./types";
+
+export function normaliseOpenAIFinish(reason: string | null | undefined): FinishReason | null {
+  switch (reason) {
+    case null:
+    case undefined:
+      return null;
+    case "stop":
+    case "end_turn":
+    case "eos":
+      return "stop";
+    case "length":
+    case "max_tokens":
+      return "length";
+    case "tool_calls":
+    case "function_call":
+    case "tool_use":
+      return "tool_calls";
+    case "content_filter":
+      return "content_filter";
+    case "error":
+      return "error";
+    default:
+      return "stop";
+  }
+}
+
+const usageSchema = z.looseObject({
+  prompt_tokens: z.number().int().nonnegative().default(0),
+  completion_tokens: z.number().int().nonnegative().default(0),
+  prompt_tokens_details: z
+    .looseObject({
+      cached_tokens: z.number().int().nonnegative().nullish(),
+      cache_write_tokens: z.number().int().nonnegative().nullish(),
+    })
+    .nullish(),
+  completion_tokens_details: z
+    .looseObject({ reasoning_tokens: z.number().int().nonnegative().nullish() })
+    .nullish(),
+  // DeepSeek reports cache hits at the top level.
+  prompt_cache_hit_tokens: z.number().int().nonnegative().nullish(),
+});
+
+function toUsage(u: z.infer<typeof usageSchema>): Usage {
+  return {
+    promptTokens: u.prompt_tokens,
+    completionTokens: u.completion_tokens,
+    cachedTokens: u.prompt_tokens_details?.cached_tokens ?? u.prompt_cache_hit_tokens ?? 0,
+    cacheWriteTokens: u.prompt_tokens_details?.cache_write_tokens ?? 0,
+    reasoningTokens: u.completion_tokens_details?.reasoning_tokens ?? 0,
+  };
+}
+
+const reasoningDetailsSchema = z.array(z.looseObject({ type: z.string() })).nullish();
+
+const responseSchema = z.looseObject({
+  choices: z
+    .array(
+      z.looseObject({
+        message: z.looseObject({
+          content: z.string().nullish(),
+          reasoning: z.string().nullish(),
+          reasoning_content: z.string().nullish(),
+          reasoning_details: reasoningDetailsSchema,
+          tool_calls: z
+            .array(
+              z.looseObject({
+                id: z.string(),
+                function: z.looseObject({ name: z.string(), arguments: z.string().default("") }),
+              }),
+            )
+            .nullish(),
+        }),
+        finish_reason: z.string().nullish(),
+      }),
+    )
+    .min(1),
+  usage: usageSchema.nullish(),
+});
+
+const chunkSchema = z.looseObject({
+  choices: z
+    .array(
+      z.looseObject({
+        delta: z
+          .looseObject({
+            content: z.string().nullish(),
+            reasoning: z.string().nullish(),
+            reasoning_content: z.string().nullish(),
+            reasoning_details: reasoningDetailsSchema,
+            tool_calls: z
+              .array(
+                z.looseObject({
+                  index: z.number().int().nonnegative().optional(),
+                  id: z.string().nullish(),
+                  function: z
+                    .looseObject({ name: z.string().nullish(), arguments: z.string().nullish() })
+                    .nullish(),
+                }),
+              )
+              .nullish(),
+          })
+          .nullish(),
+        finish_reason: z.string().nullish(),
+      }),
+    )
+    .default([]),
+  usage: usageSchema.nullish(),
+  error: z.looseObject({ message: z.string().optional() }).nullish(),
+});
+
+function buildUrl(target: UpstreamTarget): string {
+  const base = target.baseUrl.replace(/\/+$/, "");
+  if (target.options.deploymentInPath) {
+    const version = target.options.apiVersion ?? "2024-10-21";
+    return `${base}/openai/deployments/${encodeURIComponent(target.model)}/chat/completions?api-version=${encodeURIComponent(version)}`;
+  }
+  const url = `${base}/chat/completions`;
+  return target.options.apiVersion ? `${url}?api-version=${encodeURIComponent(target.options.apiVersion)}` : url;
+}
+
+function authHeaders(target: UpstreamTarget): Record<string, string> {
+  switch (target.options.auth ?? "bearer") {
+    case "api-key":
+      return { "api-key": target.apiKey };
+    case "x-api-key":
+      return { "x-api-key": target.apiKey };
+    case "x-goog-api-key":
+      return { "x-goog-api-key": target.apiKey };
+    case "bearer":
+      return { authorization: `Bearer ${target.apiKey}` };
+  }
+}
+
+/** Whether the upstream is OpenRouter-compatible and understands `reasoning` natively. */
+function speaksOpenRouter(target: UpstreamTarget): boolean {
+  return /openrouter/i.test(target.baseUrl) || target.options.headers?.["x-switchyard-dialect"] === "openrouter";
+}
+
+export const openAICompatible: ProviderAdapter = {
+  family: "openai",
+
+  buildRequest(req: ChatRequest, target: UpstreamTarget, stream: boolean): UpstreamRequest {
+    const body: Record<string, unknown> = { ...req };
+    for (const field of GATEWAY_ONLY_FIELDS) delete body[field];
+    body.model = target.model;
+    body.stream = stream;
+    if (stream) body.stream_options = { ...req.stream_options, include_usage: true };
+    else delete body.stream_options;
+    if (req.reasoning && !speaksOpenRouter(target)) {
+      // OpenAI's chat API takes only an effort; a bare `enabled` means the default effort.
+      delete body.reasoning;
+      const effort = req.reasoning.effort ?? (req.reasoning.enabled === false ? undefined : req.reasoning_effort);
+      if (effort) body.reasoning_effort = effort;
+    }
+    const { "x-switchyard-dialect": _dialect, ...extra } = target.options.headers ?? {};
+    return {
+      url: buildUrl(target),
+      headers: { "content-type": "application/json", ...extra, ...authHeaders(target) },
+      body: JSON.stringify(body),
+    };
+  },
+
+  parseResponse(json: unknown): Completion {
+    const parsed = responseSchema.safeParse(json);
+    if (!parsed.success) {
+      throw new GatewayError("upstream_error", "Upstream returned a response that is not a chat completion", {
+        metadata: { error_type: "invalid_response" },
+      });
+    }
+    const choice = parsed.data.choices[0]!;
+    const message = choice.message;
+    return {
+      content: message.content ?? null,
+      reasoning: message.reasoning ?? message.reasoning_content ?? null,
+      reasoningDetails: message.reasoning_details ?? [],
+      toolCalls: (message.tool_calls ?? []).map((call) => ({
+        id: call.id,
+        type: "function" as const,
+        function: { name: call.function.name, arguments: call.function.arguments },
+      })),
+      nativeFinishReason: choice.finish_reason ?? null,
+      finishReason: normaliseOpenAIFinish(choice.finish_reason),
+      usage: parsed.data.usage ? toUsage(parsed.data.usage) : null,
+    };
+  },
+
+  createStreamDecoder(): StreamDecoder {
+    return new OpenAIStreamDecoder();
+  },
+
+  parseError: parseErrorBody,
+};
+
+/**
+ * Some OpenAI-compatible vendors number every parallel tool call 0; a new call id at a used index
+ * gets the next free index, so clients never merge two calls into one.
+ */
+class OpenAIStreamDecoder implements StreamDecoder {
+  readonly #slots = new Map<number, { index: number; id: string | undefined }>();
+  #nextIndex = 0;
+  #finished = false;
+
+  decode(message: SSEMessage): StreamEvent[] {
+    const data = message.data.trim();
+    if (!data || data === "[DONE]") return [];
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      throw new GatewayError("upstream_error", "Upstream sent a malformed stream event", {
+        metadata: { error_type: "invalid_response" },
+      });
+    }
+    const parsed = chunkSchema.safeParse(json);
+    if (!parsed.success) {
+      throw new GatewayError("upstream_error", "Upstream sent a stream event that is not a chat completion chunk", {
+        metadata: { error_type: "invalid_response" },
+      });
+    }
+    const chunk = parsed.data;
+    if (chunk.error) {
+      return [{ type: "error", message: chunk.error.message ?? "Upstream stream error", errorType: "server" }];
+    }
+    const events: StreamEvent[] = [];
+    const choice = chunk.choices[0];
+    const delta = choice?.delta;
+    if (delta) {
+      const event: Extract<StreamEvent, { type: "delta" }> = { type: "delta" };
+      if (delta.content) event.content = delta.content;
+      const reasoning = delta.reasoning ?? delta.reasoning_content;
+      if (reasoning) event.reasoning = reasoning;
+      if (delta.reasoning_details?.length) event.reasoningDetails = delta.reasoning_details;
+      if (delta.tool_calls?.length) event.toolCalls = delta.tool_calls.map((call, position) => this.#toolDelta(call, position));
+      if (Object.keys(event).length > 1) events.push(event);
+    }
+    if (choice?.finish_reason && !this.#finished) {
+      this.#finished = true;
+      events.push({
+        type: "finish",
+        nativeFinishReason: choice.finish_reason,
+        finishReason: normaliseOpenAIFinish(choice.finish_reason) ?? "stop",
+      });
+    }
+    if (chunk.usage) events.push({ type: "usage", usage: toUsage(chunk.usage) });
+    return events;
+  }
+
+  #toolDelta(
+    call: { index?: number | undefined; id?: string | null | undefined; function?: { name?: string | null | undefined; arguments?: string | null | undefined } | null | undefined },
+    position: number,
+  ): ToolCallDelta {
+    const upstreamIndex = call.index ?? position;
+    const id = call.id ?? undefined;
+    let slot = this.#slots.get(upstreamIndex);
+    if (!slot || (id !== undefined && slot.id !== undefined && slot.id !== id)) {
+      slot = { index: this.#nextIndex++, id };
+      this.#slots.set(upstreamIndex, slot);
+    } else if (id !== undefined && slot.id === undefined) {
+      slot.id = id;
+    }
+    const out: ToolCallDelta = { index: slot.index };
+    if (id) out.id = id;
+    if (call.function?.name) out.name = call.function.name;
+    if (call.function?.arguments) out.arguments = call.function.arguments;
+    return out;
+  }
+}
