@@ -1,3 +1,47 @@
+/**
+ * @module app
+ * The Hono app: middleware order, route mounting, and the one error handler that turns every
+ * failure into OpenRouter's error shape.
+ */
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { admin } from "./api/admin";
+import { chat } from "./api/chat";
+import { models } from "./api/models";
+import { requireApiKey } from "./auth/middleware";
+import type { AppEnv } from "./context";
+import { GatewayError } from "./errors";
 
-export const app = new Hono<{ Bindings: Env }>();
+const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** The OpenAI-/OpenRouter-compatible API, served under both `/api/v1` and `/v1`. */
+const v1 = new Hono<AppEnv>().route("/", models).use("/chat/*", requireApiKey).route("/", chat);
+
+export const app = new Hono<AppEnv>()
+  .use(async (c, next) => {
+    const requestId = c.req.header("x-request-id")?.slice(0, 128) || crypto.randomUUID();
+    c.set("requestId", requestId);
+    await next();
+    c.header("x-request-id", requestId);
+  })
+  .use(async (c, next) => {
+    const max = Number(c.env.MAX_BODY_BYTES) || DEFAULT_MAX_BODY_BYTES;
+    return bodyLimit({
+      maxSize: max,
+      onError: () => {
+        throw new GatewayError("payload_too_large", `Request body is larger than ${max} bytes`);
+      },
+    })(c, next);
+  })
+  .route("/api/v1", v1)
+  .route("/v1", v1)
+  .route("/admin/v1", admin)
+  .get("/", (c) => c.json({ name: "switchyard", docs: "/api/v1/models" }))
+  .notFound((c) => new GatewayError("not_found", `No route for ${c.req.method} ${c.req.path}`).toResponse())
+  .onError((error, c) => {
+    const requestId = c.get("requestId") ?? "";
+    if (error instanceof GatewayError) return error.toResponse({ "x-request-id": requestId });
+    // A bug, not the client's fault: log the detail, answer a generic 500 with the request id.
+    console.error(JSON.stringify({ level: "error", requestId, error: error instanceof Error ? error.stack : String(error) }));
+    return new GatewayError("internal", `Internal error (request ${requestId})`).toResponse({ "x-request-id": requestId });
+  });

@@ -22,6 +22,8 @@ export interface ProviderOptions {
   apiVersion?: string | undefined;
   /** Azure OpenAI: `{base}/openai/deployments/{model}/chat/completions`. */
   deploymentInPath?: boolean | undefined;
+  /** Anthropic on Vertex AI: `:rawPredict` URLs, model in the path, `anthropic_version` in the body. */
+  vertex?: boolean | undefined;
   /** Extra request headers (e.g. `anthropic-version`, attribution headers). */
   headers?: Record<string, string> | undefined;
 }

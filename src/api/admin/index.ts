@@ -1,0 +1,11 @@
+/**
+ * @module api/admin
+ * `/admin/v1`: the operator's API, behind the bootstrap admin secret.
+ */
+import { Hono } from "hono";
+import type { AppEnv } from "../../context";
+import { requireAdmin } from "./auth";
+import { catalogAdmin } from "./catalog";
+import { workspaceAdmin } from "./workspaces";
+
+export const admin = new Hono<AppEnv>().use(requireAdmin).route("/", catalogAdmin).route("/", workspaceAdmin);

@@ -1,0 +1,133 @@
+/**
+ * @module api/chat/shape
+ * OpenAI's response and chunk JSON with OpenRouter's additions (`provider`,
+ * `native_finish_reason`, `usage.cost`, `message.reasoning`). Builders only; no I/O.
+ */
+import { microsToUsd } from "../../billing/pricing";
+import type { Completion, FinishReason, ReasoningDetail, ToolCallDelta, Usage } from "../../providers/types";
+
+/** What every response and chunk of one generation says about itself. */
+export interface GenerationMeta {
+  id: string;
+  created: number;
+  model: string;
+  provider: string;
+}
+
+export function newGenerationId(): string {
+  const random = crypto.getRandomValues(new Uint8Array(12));
+  let hex = "";
+  for (const byte of random) hex += byte.toString(16).padStart(2, "0");
+  return `gen-${Math.floor(Date.now() / 1000)}-${hex}`;
+}
+
+export function usageJson(usage: Usage, costMicros: number) {
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.promptTokens + usage.completionTokens,
+    prompt_tokens_details: { cached_tokens: usage.cachedTokens, cache_write_tokens: usage.cacheWriteTokens },
+    completion_tokens_details: { reasoning_tokens: usage.reasoningTokens },
+    cost: microsToUsd(costMicros),
+    is_byok: false,
+    cost_details: { upstream_inference_cost: null },
+  };
+}
+
+export function completionJson(meta: GenerationMeta, completion: Completion, usage: Usage, costMicros: number) {
+  const message: Record<string, unknown> = {
+    role: "assistant",
+    content: completion.content,
+    refusal: null,
+    reasoning: completion.reasoning,
+  };
+  if (completion.reasoningDetails.length) message.reasoning_details = completion.reasoningDetails;
+  if (completion.toolCalls.length) message.tool_calls = completion.toolCalls;
+  return {
+    id: meta.id,
+    object: "chat.completion",
+    created: meta.created,
+    model: meta.model,
+    provider: meta.provider,
+    system_fingerprint: null,
+    choices: [
+      {
+        index: 0,
+        logprobs: null,
+        finish_reason: completion.finishReason ?? (completion.toolCalls.length ? "tool_calls" : "stop"),
+        native_finish_reason: completion.nativeFinishReason,
+        message,
+      },
+    ],
+    usage: usageJson(usage, costMicros),
+  };
+}
+
+export interface ChunkDelta {
+  role?: "assistant";
+  content?: string;
+  reasoning?: string;
+  reasoning_details?: ReasoningDetail[];
+  tool_calls?: Array<{ index: number; id?: string; type?: "function"; function: { name?: string; arguments?: string } }>;
+}
+
+export function chunkJson(
+  meta: GenerationMeta,
+  delta: ChunkDelta,
+  finish: { finishReason: FinishReason; nativeFinishReason: string | null } | null = null,
+) {
+  return {
+    id: meta.id,
+    object: "chat.completion.chunk",
+    created: meta.created,
+    model: meta.model,
+    provider: meta.provider,
+    system_fingerprint: null,
+    choices: [
+      {
+        index: 0,
+        delta,
+        finish_reason: finish?.finishReason ?? null,
+        native_finish_reason: finish?.nativeFinishReason ?? null,
+        logprobs: null,
+      },
+    ],
+  };
+}
+
+export function toolCallDeltaJson(calls: ToolCallDelta[]): NonNullable<ChunkDelta["tool_calls"]> {
+  return calls.map((call) => {
+    const fn: { name?: string; arguments?: string } = {};
+    if (call.name !== undefined) fn.name = call.name;
+    fn.arguments = call.arguments ?? "";
+    return call.id !== undefined
+      ? { index: call.index, id: call.id, type: "function" as const, function: fn }
+      : { index: call.index, function: fn };
+  });
+}
+
+export function usageChunkJson(meta: GenerationMeta, usage: Usage, costMicros: number) {
+  return {
+    id: meta.id,
+    object: "chat.completion.chunk",
+    created: meta.created,
+    model: meta.model,
+    provider: meta.provider,
+    system_fingerprint: null,
+    choices: [],
+    usage: usageJson(usage, costMicros),
+  };
+}
+
+/** OpenRouter's mid-stream error event: HTTP stays 200, the choice finishes with "error". */
+export function errorChunkJson(meta: GenerationMeta, message: string, errorType: string) {
+  return {
+    id: meta.id,
+    object: "chat.completion.chunk",
+    created: meta.created,
+    model: meta.model,
+    provider: meta.provider,
+    error: { code: 502, message, metadata: { error_type: errorType } },
+    choices: [{ index: 0, delta: { content: "" }, finish_reason: "error", native_finish_reason: "error" }],
+  };
+}

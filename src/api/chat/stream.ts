@@ -1,0 +1,279 @@
+/**
+ * @module api/chat/stream
+ * A streamed chat completion in OpenAI's SSE shape, whatever the upstream family.
+ *
+ * The client's stream is committed (HTTP 200) once an upstream answers 2xx headers; until the
+ * first content event arrives, keep-alive comments flow and an upstream that fails is replaced by
+ * the next candidate, invisibly. After that: a role chunk first, content as it arrives (pulled
+ * from the upstream only as fast as the client reads: nothing is buffered whole), one finish
+ * chunk, exactly one usage chunk with `choices: []`, then `[DONE]`. A failure after the first
+ * token becomes OpenRouter's mid-stream error event and the stream still ends cleanly. A client
+ * that disconnects aborts the upstream fetch.
+ */
+import { costMicros } from "../../billing/pricing";
+import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
+import type { UpstreamErrorType } from "../../errors";
+import { adapterFor } from "../../providers/registry";
+import { DONE_EVENT, encodeComment, encodeData, SSEReader } from "../../providers/sse";
+import type { FinishReason, StreamDecoder, StreamEvent, Usage } from "../../providers/types";
+import { attemptFailure, describeError, failureError, withFailover, type AttemptRecord, type FailoverOptions, type OpenedUpstream } from "../../routing/failover";
+import type { Candidate } from "../../routing/plan";
+import type { ChatRequest } from "../../schemas/openai";
+import { chunkJson, errorChunkJson, toolCallDeltaJson, usageChunkJson, type ChunkDelta, type GenerationMeta } from "./shape";
+
+export interface StreamSetup {
+  req: ChatRequest;
+  candidates: readonly Candidate[];
+  attempts: AttemptRecord[];
+  failover: Omit<FailoverOptions, "stream" | "clientSignal">;
+  clientSignal: AbortSignal;
+  /** Per attempt: time to the first event; afterwards, the longest silence tolerated. */
+  firstTokenTimeoutMs: number;
+  keepAliveMs: number;
+  generation: Omit<GenerationMeta, "model" | "provider">;
+  headers: (candidate: Candidate) => Record<string, string>;
+}
+
+/** An upstream that has produced its first events and is ready to be relayed. */
+interface Primed {
+  reader: SSEReader;
+  decoder: StreamDecoder;
+  pending: StreamEvent[];
+}
+
+/** Read the next message, failing the attempt when the upstream stays silent too long. */
+async function nextWithin(reader: SSEReader, ms: number, controller: AbortController) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(attemptFailure("timeout", `Upstream sent nothing for ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([reader.next(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function hasContent(event: StreamEvent): boolean {
+  return event.type === "delta" || event.type === "finish";
+}
+
+export async function streamChat(setup: StreamSetup): Promise<Response> {
+  const clientGone = new AbortController();
+  const clientSignal = AbortSignal.any([setup.clientSignal, clientGone.signal]);
+  const options: FailoverOptions = { ...setup.failover, stream: true, clientSignal };
+
+  const prime = async (opened: OpenedUpstream): Promise<Primed> => {
+    const body = opened.response.body;
+    if (!body) throw attemptFailure("invalid_response", "Upstream answered without a body");
+    const reader = new SSEReader(body);
+    const decoder = adapterFor(opened.candidate.target.family).createStreamDecoder();
+    const pending: StreamEvent[] = [];
+    for (;;) {
+      const message = await nextWithin(reader, setup.firstTokenTimeoutMs, opened.controller);
+      if (!message) throw attemptFailure("provider_unavailable", "Upstream closed the stream before the first token");
+      for (const event of decoder.decode(message)) {
+        if (event.type === "error") throw attemptFailure(event.errorType, event.message);
+        pending.push(event);
+      }
+      if (pending.some(hasContent)) return { reader, decoder, pending };
+    }
+  };
+
+  let resolveCommitted!: (opened: OpenedUpstream | null) => void;
+  const committed = new Promise<OpenedUpstream | null>((resolve) => (resolveCommitted = resolve));
+  const primed = withFailover(setup.req, setup.candidates, setup.attempts, options, prime, (opened) => resolveCommitted(opened)).finally(
+    () => resolveCommitted(null),
+  );
+  // Until the first upstream opens, failures are still ordinary HTTP errors.
+  primed.catch(() => {});
+  const first = await committed;
+  if (!first) {
+    await primed; // rethrows a client error or disconnect
+    throw failureError(setup.attempts);
+  }
+
+  const relay = new StreamRelay(setup, primed, clientGone);
+  return new Response(relay.stream, {
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      "x-accel-buffering": "no",
+      ...setup.headers(first.candidate),
+    },
+  });
+}
+
+/** All state of one relayed stream, in one object. */
+class StreamRelay {
+  readonly stream: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #primed: Primed | null = null;
+  #upstream: { candidate: Candidate; controller: AbortController } | null = null;
+  #meta: GenerationMeta | null = null;
+  #usage: Usage | null = null;
+  #finish: { finishReason: FinishReason; nativeFinishReason: string | null } | null = null;
+  #deliveredChars = 0;
+  #lastWrite = Date.now();
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+
+  constructor(
+    private readonly setup: StreamSetup,
+    private readonly primedPromise: Promise<{ value: Primed; opened: OpenedUpstream } | null>,
+    private readonly clientGone: AbortController,
+  ) {
+    this.stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#controller = controller;
+          this.#write(encodeComment("SWITCHYARD PROCESSING"));
+          this.#keepAlive = setInterval(() => {
+            if (Date.now() - this.#lastWrite >= setup.keepAliveMs) this.#write(encodeComment("SWITCHYARD PROCESSING"));
+          }, Math.max(10, Math.floor(setup.keepAliveMs / 2)));
+        },
+        pull: () => this.#pull(),
+        cancel: () => {
+          // The client went away: stop the failover loop and the upstream fetch.
+          this.clientGone.abort();
+          this.#upstream?.controller.abort();
+          this.#stop();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  #write(bytes: Uint8Array): void {
+    if (this.#closed) return;
+    this.#controller.enqueue(bytes);
+    this.#lastWrite = Date.now();
+  }
+
+  #stop(): void {
+    this.#closed = true;
+    clearInterval(this.#keepAlive);
+  }
+
+  async #pull(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      if (!this.#primed) {
+        const result = await this.primedPromise.catch(() => null);
+        if (this.#closed) return;
+        if (!result) {
+          // Every candidate failed after the stream was committed.
+          const error = failureError(this.setup.attempts);
+          const last = this.setup.attempts.at(-1);
+          this.#meta ??= { ...this.setup.generation, model: last?.model ?? "", provider: last?.provider ?? "" };
+          return this.#fail(error.message, (last?.errorType ?? "server") as UpstreamErrorType, false);
+        }
+        this.#primed = result.value;
+        this.#upstream = { candidate: result.opened.candidate, controller: result.opened.controller };
+        this.#meta = {
+          ...this.setup.generation,
+          model: result.opened.candidate.model.id,
+          provider: result.opened.candidate.endpoint.provider.name,
+        };
+        this.#write(encodeData(chunkJson(this.#meta, { role: "assistant", content: "" })));
+        const pending = this.#primed.pending.splice(0);
+        for (const event of pending) if (this.#handle(event)) return;
+        return;
+      }
+      const { reader, decoder } = this.#primed;
+      for (;;) {
+        const message = await nextWithin(reader, this.setup.firstTokenTimeoutMs, this.#upstream!.controller);
+        if (this.#closed) return;
+        if (!message) return this.#end();
+        const events = decoder.decode(message);
+        let wrote = false;
+        for (const event of events) {
+          if (this.#handle(event)) return;
+          wrote ||= event.type !== "usage";
+        }
+        if (wrote) return;
+      }
+    } catch (error) {
+      if (this.#closed) return;
+      const { errorType, message } = describeError(error);
+      this.#fail(`Upstream stream failed: ${message}`, errorType, true);
+    }
+  }
+
+  /** Relay one event; true when the stream has ended. */
+  #handle(event: StreamEvent): boolean {
+    const meta = this.#meta!;
+    switch (event.type) {
+      case "delta": {
+        const delta: ChunkDelta = {};
+        if (event.content) {
+          delta.content = event.content;
+          this.#deliveredChars += event.content.length;
+        }
+        if (event.reasoning) {
+          delta.reasoning = event.reasoning;
+          this.#deliveredChars += event.reasoning.length;
+        }
+        if (event.reasoningDetails?.length) delta.reasoning_details = event.reasoningDetails;
+        if (event.toolCalls?.length) {
+          delta.tool_calls = toolCallDeltaJson(event.toolCalls);
+          for (const call of event.toolCalls) this.#deliveredChars += (call.arguments?.length ?? 0) + (call.name?.length ?? 0);
+        }
+        this.#write(encodeData(chunkJson(meta, delta)));
+        return false;
+      }
+      case "finish":
+        if (!this.#finish) {
+          this.#finish = { finishReason: event.finishReason, nativeFinishReason: event.nativeFinishReason };
+          this.#write(encodeData(chunkJson(meta, {}, this.#finish)));
+        }
+        return false;
+      case "usage":
+        this.#usage = event.usage;
+        return false;
+      case "error":
+        this.#fail(event.message, event.errorType, true);
+        return true;
+    }
+  }
+
+  /** The upstream ended: close with usage and [DONE], or as an error if it never finished. */
+  #end(): void {
+    if (!this.#finish) return this.#fail("Upstream stream ended before the response was finished", "provider_unavailable", true);
+    this.#writeUsage(false);
+    this.#write(DONE_EVENT);
+    this.#close();
+  }
+
+  #fail(message: string, errorType: UpstreamErrorType, delivered: boolean): void {
+    const meta = this.#meta!;
+    this.#write(encodeData(errorChunkJson(meta, message, errorType)));
+    if (delivered) this.#writeUsage(true);
+    this.#write(DONE_EVENT);
+    this.#upstream?.controller.abort();
+    this.#close();
+  }
+
+  /** Exactly one usage chunk. An interrupted stream is charged at least for what was delivered. */
+  #writeUsage(interrupted: boolean): void {
+    const candidate = this.#upstream?.candidate;
+    if (!candidate) return;
+    const reported = this.#usage;
+    const usage: Usage = reported
+      ? { ...reported }
+      : { promptTokens: estimatePromptTokens(this.setup.req), completionTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 };
+    if (!reported || interrupted) {
+      usage.completionTokens = Math.max(usage.completionTokens, estimateTokensFromChars(this.#deliveredChars));
+    }
+    this.#write(encodeData(usageChunkJson(this.#meta!, usage, costMicros(usage, candidate.endpoint))));
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#stop();
+    this.#controller.close();
+  }
+}
