@@ -6,7 +6,7 @@
 import { contentText, type ChatRequest } from "../schemas/openai";
 
 export function estimateTokensFromChars(chars: number): number {
-  return estimateTokensFromChars(chars);
+  return Math.ceil(chars / 4);
 }
 
 export function estimatePromptTokens(req: ChatRequest): number {

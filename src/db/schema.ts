@@ -55,7 +55,7 @@ export const providers = sqliteTable("providers", {
    * `${envPrefix}_API_KEY`, `${envPrefix}_BASE_URL`.
    */
   envPrefix: text("env_prefix").notNull(),
-  /** When set, wins over the environment's base URL (a deployment-specific resource URL). */
+  /** The provider's public base URL; `${envPrefix}_BASE_URL` in the environment overrides it. */
   baseUrl: text("base_url"),
   region: text("region").$type<Region>().notNull().default("global"),
   retainsPrompts: integer("retains_prompts", { mode: "boolean" }).notNull().default(false),

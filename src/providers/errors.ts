@@ -6,7 +6,8 @@
 import type { UpstreamErrorType } from "../errors";
 import type { UpstreamFailure } from "./types";
 
-const CONTEXT_PATTERNS = /context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long|input is too long|exceeds the (maximum|limit)/i;
+const CONTEXT_PATTERNS =
+  /context[ _-]?(length|window|limit)|maximum context|too many tokens|prompt is too long|input is too long|exceeds the (maximum|limit)/i;
 
 /** Classify by HTTP status, refined by the message for the cases where status is ambiguous. */
 export function classifyStatus(status: number, message: string): UpstreamErrorType {

@@ -3,7 +3,7 @@
  * `POST /chat/completions`: validate, plan, try endpoints, answer in OpenAI's shape (JSON or SSE).
  */
 import { Hono } from "hono";
-import { estimatePromptTokens } from "../../billing/estimate";
+import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
 import { costMicros } from "../../billing/pricing";
 import { getCatalog } from "../../catalog/store";
 import type { AppEnv } from "../../context";
@@ -106,7 +106,7 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   const completion = result.value;
   const usage = completion.usage ?? {
     promptTokens: estimatePromptTokens(req),
-    completionTokens: Math.ceil(((completion.content?.length ?? 0) + (completion.reasoning?.length ?? 0)) / 4),
+    completionTokens: estimateTokensFromChars((completion.content?.length ?? 0) + (completion.reasoning?.length ?? 0)),
     cachedTokens: 0,
     cacheWriteTokens: 0,
     reasoningTokens: 0,
