@@ -6,16 +6,28 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { admin } from "./api/admin";
+import { account } from "./api/account";
 import { chat } from "./api/chat";
+import { keys } from "./api/keys";
 import { models } from "./api/models";
-import { requireApiKey } from "./auth/middleware";
+import { requireApiKey, requireKind } from "./auth/middleware";
 import type { AppEnv } from "./context";
 import { GatewayError } from "./errors";
 
 const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 /** The OpenAI-/OpenRouter-compatible API, served under both `/api/v1` and `/v1`. */
-const v1 = new Hono<AppEnv>().route("/", models).use("/chat/*", requireApiKey).route("/", chat);
+const v1 = new Hono<AppEnv>()
+  .route("/", models)
+  .use("/chat/*", requireApiKey, requireKind("inference"))
+  .use("/key", requireApiKey)
+  .use("/credits", requireApiKey)
+  .use("/generation", requireApiKey)
+  .use("/keys", requireApiKey, requireKind("management"))
+  .use("/keys/*", requireApiKey, requireKind("management"))
+  .route("/", chat)
+  .route("/", account)
+  .route("/", keys);
 
 export const app = new Hono<AppEnv>()
   .use(async (c, next) => {

@@ -7,3 +7,5 @@ import { app } from "./app";
 export default {
   fetch: app.fetch,
 } satisfies ExportedHandler<Env>;
+
+export { Ledger } from "./billing/ledger";

@@ -3,7 +3,9 @@
  * API, and building upstream answers for msw.
  */
 import { exports } from "cloudflare:workers";
+import { http, HttpResponse, type HttpHandler } from "msw";
 import { setupServer } from "msw/node";
+import { expect } from "vitest";
 
 export const ADMIN_TOKEN = "test-admin-token";
 export const ORIGIN = "https://gateway.test";
@@ -20,12 +22,16 @@ export function admin(path: string, method: string, body?: unknown): Promise<Res
   });
 }
 
-/** Seed the catalog and create a workspace with one key; returns the key. */
-export async function provision(workspace = "ws-test"): Promise<string> {
+/** Seed the catalog and create a workspace with $100 of credits and one key; returns the key. */
+export async function provision(workspace = "ws-test", credits: string | null = "100"): Promise<string> {
   const seeded = await admin("/catalog/seed", "POST");
   if (seeded.status !== 200) throw new Error(`seed failed: ${seeded.status} ${await seeded.text()}`);
   const ws = await admin(`/workspaces/${workspace}`, "PUT", { name: "Test" });
   if (ws.status !== 200) throw new Error(`workspace failed: ${ws.status} ${await ws.text()}`);
+  if (credits !== null) {
+    const topUp = await admin(`/workspaces/${workspace}/credits`, "POST", { amount: credits });
+    if (topUp.status !== 201) throw new Error(`top-up failed: ${topUp.status} ${await topUp.text()}`);
+  }
   const created = await admin(`/workspaces/${workspace}/keys`, "POST", { name: "test" });
   const body = (await created.json()) as { key: string };
   return body.key;
@@ -132,4 +138,79 @@ export interface RouterChunk {
 
 export interface RouterError {
   error: { code: number; message: string; metadata?: Record<string, unknown> };
+}
+
+/** Any URL on one of the fake provider hosts of vitest.config.ts (`https://<prefix>.upstream.test/…`). */
+export const UPSTREAM_URL = /^https:\/\/[a-z0-9-]+\.upstream\.test\//;
+
+/** One request that reached a fake provider host. */
+export interface UpstreamHit {
+  host: string;
+  path: string;
+  /** The request body parsed as JSON, or its text when it is not JSON. */
+  body: unknown;
+}
+
+/**
+ * An msw handler for every fake provider host that records each request, then answers with
+ * `answer` (by default an OpenAI-style completion saying "ok").
+ */
+export function recordUpstream(answer: (hit: UpstreamHit) => Response = () => HttpResponse.json(openAiCompletion("ok"))): {
+  hits: UpstreamHit[];
+  handler: HttpHandler;
+} {
+  const hits: UpstreamHit[] = [];
+  const handler = http.all(UPSTREAM_URL, async ({ request }) => {
+    const url = new URL(request.url);
+    const text = await request.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // Not JSON: keep the text.
+    }
+    const hit = { host: url.host, path: url.pathname, body };
+    hits.push(hit);
+    return answer(hit);
+  });
+  return { hits, handler };
+}
+
+/** A minimal OpenAI chat completion as an OpenAI-compatible upstream answers it. */
+export function openAiCompletion(content: string): Record<string, unknown> {
+  return {
+    id: "chatcmpl-test",
+    object: "chat.completion",
+    created: 1,
+    model: "upstream-model",
+    choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+    usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
+  };
+}
+
+/**
+ * Asserts that `res` is OpenRouter's error shape with HTTP `status`: a JSON body
+ * `{"error":{"code":status,"message":"…"}}` (with optional `metadata`) and nothing else. Returns the error.
+ */
+export async function expectError(res: Response, status: number): Promise<RouterError["error"]> {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("content-type")).toMatch(/^application\/json\b/);
+  const body = (await res.json()) as RouterError;
+  expect(Object.keys(body)).toEqual(["error"]);
+  expect(body.error.code).toBe(status);
+  expect(typeof body.error.message).toBe("string");
+  expect(body.error.message.length).toBeGreaterThan(0);
+  for (const field of Object.keys(body.error)) expect(["code", "message", "metadata"]).toContain(field);
+  return body.error;
+}
+
+/** Poll until `check` returns a value (background work such as settlement in waitUntil). */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 3000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

@@ -331,6 +331,9 @@ async function main() {
     await waitForWorker(url, () => child.exitCode === null && child.signalCode === null);
     await admin(url, adminToken, "POST", "/catalog/seed");
     await admin(url, adminToken, "PUT", "/workspaces/dev", { name: "Development" });
+    // Development credits: top up to keep at least $10 available (the purchase fee applies).
+    const { data: balance } = await admin(url, adminToken, "GET", "/workspaces/dev/credits");
+    if (balance.balance < 10) await admin(url, adminToken, "POST", "/workspaces/dev/credits", { amount: "100", note: "npm start" });
     const created = await admin(url, adminToken, "POST", "/workspaces/dev/keys", { name: "dev", ...(devApiKey ? { key: devApiKey } : {}) });
     if (typeof created.key !== "string") throw new Error(`The admin API returned no key: ${JSON.stringify(created)}`);
     console.log(banner({ url, apiKey: created.key, adminToken, adminTokenSource, mockUrl: mock.url, wiring, stateDir }));

@@ -3,7 +3,7 @@
  * API keys: generated from 32 random bytes, shown once, stored only as their SHA-256. Lookups go
  * through a short isolate cache so a warm request reads no D1.
  */
-import { and, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { apiKeys, workspaces, type ApiKey, type Workspace } from "../db/schema";
 
@@ -71,11 +71,7 @@ export function forgetKey(hash: string): void {
   cache.delete(hash);
 }
 
-export async function findKeyInWorkspace(db: D1Database, workspaceId: string, hash: string): Promise<ApiKey | undefined> {
-  const rows = await drizzle(db)
-    .select()
-    .from(apiKeys)
-    .where(and(eq(apiKeys.workspaceId, workspaceId), eq(apiKeys.hash, hash)))
-    .limit(1);
-  return rows[0];
+/** Drop every cached key of a workspace (its settings changed). Other isolates follow within the TTL. */
+export function forgetWorkspace(workspaceId: string): void {
+  for (const [hash, entry] of cache) if (entry.value.workspace.id === workspaceId) cache.delete(hash);
 }

@@ -23,3 +23,16 @@ export const requireApiKey = createMiddleware<AppEnv>(async (c, next) => {
   c.set("auth", found);
   await next();
 });
+
+/** Inference keys call models; management keys manage keys. Each is refused the other's routes. */
+export function requireKind(kind: "inference" | "management") {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    if (c.get("auth").key.kind !== kind) {
+      throw new GatewayError(
+        "forbidden",
+        kind === "management" ? "This endpoint needs a management key" : "Management keys cannot be used for inference",
+      );
+    }
+    await next();
+  });
+}

@@ -14,6 +14,7 @@ export const providerOptionsSchema = z.strictObject({
   apiVersion: z.string().min(1).optional(),
   deploymentInPath: z.boolean().optional(),
   vertex: z.boolean().optional(),
+  maxTokensField: z.enum(["max_tokens", "max_completion_tokens"]).optional(),
   headers: z.record(z.string(), z.string()).optional(),
 });
 

@@ -22,6 +22,10 @@ export const workspaces = sqliteTable("workspaces", {
   name: text("name").notNull(),
   /** Model used when a request names none. */
   defaultModel: text("default_model"),
+  /** Workspace-wide limits (null: none): requests and tokens per minute, requests in flight. */
+  rpm: integer("rpm"),
+  tpm: integer("tpm"),
+  concurrency: integer("concurrency"),
   createdAt: createdAt(),
 });
 
@@ -37,9 +41,18 @@ export const apiKeys = sqliteTable(
     hash: text("hash").notNull(),
     /** What a human may see to recognise the key: its prefix and last 4 characters. */
     label: text("label").notNull(),
+    /** `inference` keys call models; `management` keys manage a workspace's keys (and nothing else). */
+    kind: text("kind").$type<"inference" | "management">().notNull().default("inference"),
     disabled: integer("disabled", { mode: "boolean" }).notNull().default(false),
     /** Epoch milliseconds; null means the key never expires. */
     expiresAt: integer("expires_at", { mode: "number" }),
+    /** Credit limit in µ$ per reset period (lifetime when `limitReset` is null); null: no limit. */
+    limitMicros: integer("limit_micros"),
+    limitReset: text("limit_reset").$type<"daily" | "weekly" | "monthly">(),
+    includeByokInLimit: integer("include_byok_in_limit", { mode: "boolean" }).notNull().default(false),
+    rpm: integer("rpm"),
+    tpm: integer("tpm"),
+    concurrency: integer("concurrency"),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex("api_keys_hash_idx").on(t.hash), index("api_keys_workspace_idx").on(t.workspaceId)],
@@ -112,6 +125,48 @@ export const endpoints = sqliteTable(
   (t) => [uniqueIndex("endpoints_model_provider_idx").on(t.modelId, t.providerSlug), index("endpoints_model_idx").on(t.modelId)],
 );
 
+/**
+ * One row per request that reached an upstream: what `GET /generation` returns. No prompt or
+ * completion content is ever stored here.
+ */
+export const generations = sqliteTable(
+  "generations",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id").notNull(),
+    keyId: text("key_id").notNull(),
+    requestId: text("request_id").notNull(),
+    model: text("model").notNull(),
+    providerName: text("provider_name").notNull(),
+    endpointId: text("endpoint_id").notNull(),
+    upstreamModel: text("upstream_model").notNull(),
+    streamed: integer("streamed", { mode: "boolean" }).notNull(),
+    cancelled: integer("cancelled", { mode: "boolean" }).notNull().default(false),
+    isByok: integer("is_byok", { mode: "boolean" }).notNull().default(false),
+    finishReason: text("finish_reason"),
+    nativeFinishReason: text("native_finish_reason"),
+    tokensPrompt: integer("tokens_prompt").notNull(),
+    tokensCompletion: integer("tokens_completion").notNull(),
+    tokensCached: integer("tokens_cached").notNull(),
+    tokensCacheWrite: integer("tokens_cache_write").notNull(),
+    tokensReasoning: integer("tokens_reasoning").notNull(),
+    /** What was charged, µ$ (the BYOK fee for BYOK requests). */
+    costMicros: integer("cost_micros").notNull(),
+    /** What the request cost at the provider's price, µ$. */
+    upstreamCostMicros: integer("upstream_cost_micros").notNull(),
+    /** Milliseconds from the request's arrival to the last byte. */
+    latencyMs: integer("latency_ms").notNull(),
+    /** Milliseconds from the request's arrival to the first content. */
+    timeToFirstTokenMs: integer("ttft_ms"),
+    /** Milliseconds from the first content to the last byte. */
+    generationTimeMs: integer("generation_time_ms"),
+    attempts: integer("attempts").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("generations_workspace_idx").on(t.workspaceId, t.createdAt)],
+);
+
+export type Generation = typeof generations.$inferSelect;
 export type Workspace = typeof workspaces.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;
 export type Provider = typeof providers.$inferSelect;

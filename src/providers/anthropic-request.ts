@@ -7,6 +7,7 @@
  * `thinking` / `redacted_thinking` blocks, which is what lets tool loops with extended thinking
  * continue across turns.
  */
+import { catalogHeaders } from "./headers";
 import { z } from "zod";
 import { GatewayError } from "../errors";
 import type { ChatMessage, ChatRequest, ContentPart, FunctionTool, ResponseFormat, ToolChoice } from "../schemas/openai";
@@ -285,11 +286,7 @@ function tokenPlan(req: ChatRequest, target: UpstreamTarget): { maxTokens: numbe
 }
 
 function buildHeaders(target: UpstreamTarget): Record<string, string> {
-  const extra: Record<string, string> = {};
-  for (const [name, value] of Object.entries(target.options.headers ?? {})) {
-    // `x-switchyard-*` headers configure the gateway itself and never leave it.
-    if (!name.toLowerCase().startsWith("x-switchyard-")) extra[name.toLowerCase()] = value;
-  }
+  const extra = catalogHeaders(target.options);
   if (target.options.vertex) {
     delete extra["anthropic-version"];
     return { "content-type": "application/json", ...extra, authorization: `Bearer ${target.apiKey}` };

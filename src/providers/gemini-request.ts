@@ -5,6 +5,7 @@
  * unread. What Gemini cannot express (tool results for calls nobody made, unparsable tool
  * arguments, media it cannot fetch) is a 400 here rather than a vaguer one upstream.
  */
+import { catalogHeaders } from "./headers";
 import { z } from "zod";
 import { GatewayError } from "../errors";
 import {
@@ -291,7 +292,7 @@ export function buildGeminiRequest(req: ChatRequest, target: UpstreamTarget, str
   if (generationConfig) body.generationConfig = generationConfig;
   return {
     url: buildUrl(target, stream),
-    headers: { "content-type": "application/json", ...target.options.headers, ...authHeaders(target) },
+    headers: { "content-type": "application/json", ...catalogHeaders(target.options), ...authHeaders(target) },
     body: JSON.stringify(body),
   };
 }

@@ -8,7 +8,8 @@
 import { z } from "zod";
 import { GatewayError } from "../errors";
 import { GATEWAY_ONLY_FIELDS, type ChatRequest } from "../schemas/openai";
-import { parseErrorBody } from "./errors";
+import { classifyStatus, parseErrorBody } from "./errors";
+import { catalogHeaders, gatewaySetting } from "./headers";
 import type { SSEMessage } from "./sse";
 import type {
   Completion,
@@ -128,7 +129,7 @@ const chunkSchema = z.looseObject({
     )
     .default([]),
   usage: usageSchema.nullish(),
-  error: z.looseObject({ message: z.string().optional() }).nullish(),
+  error: z.looseObject({ message: z.string().optional(), code: z.union([z.number(), z.string()]).nullish() }).nullish(),
 });
 
 function buildUrl(target: UpstreamTarget): string {
@@ -156,7 +157,7 @@ function authHeaders(target: UpstreamTarget): Record<string, string> {
 
 /** Whether the upstream is OpenRouter-compatible and understands `reasoning` natively. */
 function speaksOpenRouter(target: UpstreamTarget): boolean {
-  return /openrouter/i.test(target.baseUrl) || target.options.headers?.["x-switchyard-dialect"] === "openrouter";
+  return /openrouter/i.test(target.baseUrl) || gatewaySetting(target.options, "x-switchyard-dialect") === "openrouter";
 }
 
 export const openAICompatible: ProviderAdapter = {
@@ -169,16 +170,21 @@ export const openAICompatible: ProviderAdapter = {
     body.stream = stream;
     if (stream) body.stream_options = { ...req.stream_options, include_usage: true };
     else delete body.stream_options;
+    if (target.options.maxTokensField === "max_completion_tokens" && body.max_tokens != null && body.max_completion_tokens == null) {
+      body.max_completion_tokens = body.max_tokens;
+      delete body.max_tokens;
+    }
     if (req.reasoning && !speaksOpenRouter(target)) {
-      // OpenAI's chat API takes only an effort; a bare `enabled` means the default effort.
+      // OpenAI's chat API takes only an effort; a bare `enabled` means the default effort, and
+      // `enabled: false` turns reasoning off whatever `reasoning_effort` said.
       delete body.reasoning;
+      delete body.reasoning_effort;
       const effort = req.reasoning.effort ?? (req.reasoning.enabled === false ? undefined : req.reasoning_effort);
       if (effort) body.reasoning_effort = effort;
     }
-    const { "x-switchyard-dialect": _dialect, ...extra } = target.options.headers ?? {};
     return {
       url: buildUrl(target),
-      headers: { "content-type": "application/json", ...extra, ...authHeaders(target) },
+      headers: { "content-type": "application/json", ...catalogHeaders(target.options), ...authHeaders(target) },
       body: JSON.stringify(body),
     };
   },
@@ -242,7 +248,9 @@ class OpenAIStreamDecoder implements StreamDecoder {
     }
     const chunk = parsed.data;
     if (chunk.error) {
-      return [{ type: "error", message: chunk.error.message ?? "Upstream stream error", errorType: "server" }];
+      const message = chunk.error.message ?? "Upstream stream error";
+      const code = chunk.error.code;
+      return [{ type: "error", message, errorType: typeof code === "number" ? classifyStatus(code, message) : "server" }];
     }
     const events: StreamEvent[] = [];
     const choice = chunk.choices[0];
@@ -273,7 +281,8 @@ class OpenAIStreamDecoder implements StreamDecoder {
     position: number,
   ): ToolCallDelta {
     const upstreamIndex = call.index ?? position;
-    const id = call.id ?? undefined;
+    // Some servers repeat an empty id on later deltas of the same call.
+    const id = call.id || undefined;
     let slot = this.#slots.get(upstreamIndex);
     if (!slot || (id !== undefined && slot.id !== undefined && slot.id !== id)) {
       slot = { index: this.#nextIndex++, id };

@@ -22,6 +22,8 @@ export interface ProviderOptions {
   apiVersion?: string | undefined;
   /** Azure OpenAI: `{base}/openai/deployments/{model}/chat/completions`. */
   deploymentInPath?: boolean | undefined;
+  /** OpenAI-compatible: the name the vendor wants for the output cap (OpenAI's newer models refuse `max_tokens`). */
+  maxTokensField?: "max_tokens" | "max_completion_tokens" | undefined;
   /** Anthropic on Vertex AI: `:rawPredict` URLs, model in the path, `anthropic_version` in the body. */
   vertex?: boolean | undefined;
   /** Extra request headers (e.g. `anthropic-version`, attribution headers). */

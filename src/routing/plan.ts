@@ -96,7 +96,7 @@ export function planRoute(catalog: Catalog, modelIds: string[], req: ChatRequest
 
 /** "does not support tool use: groq, together; endpoint disabled: mistral" */
 export function describeExclusions(excluded: Exclusion[]): string {
-  const byReason = new Map<string, string[]>();
-  for (const e of excluded) byReason.set(e.reason, [...(byReason.get(e.reason) ?? []), e.provider]);
-  return [...byReason].map(([reason, who]) => `${reason}: ${who.join(", ")}`).join("; ");
+  const byReason = new Map<string, Set<string>>();
+  for (const e of excluded) byReason.set(e.reason, (byReason.get(e.reason) ?? new Set()).add(e.provider));
+  return [...byReason].map(([reason, who]) => `${reason}: ${[...who].join(", ")}`).join("; ");
 }

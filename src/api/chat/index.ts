@@ -4,7 +4,8 @@
  */
 import { Hono } from "hono";
 import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
-import { costMicros } from "../../billing/pricing";
+import { admissionInput, rateLimitHeaders, refusalError } from "../../billing/admission";
+import { chargeFor, recordGeneration, settle, type Outcome, type SettlementContext } from "../../billing/settlement";
 import { getCatalog } from "../../catalog/store";
 import type { AppEnv } from "../../context";
 import { GatewayError } from "../../errors";
@@ -55,21 +56,46 @@ function routeHeaders(generationId: string, candidate: Candidate, attempts: read
 }
 
 export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
+  const startedAt = Date.now();
   const req = validate(chatRequestSchema, await readJsonBody(c.req.raw));
-  const { workspace } = c.get("auth");
-  const modelIds = modelsOf(req, workspace.defaultModel);
+  const auth = c.get("auth");
+  const modelIds = modelsOf(req, auth.workspace.defaultModel);
   const catalog = await getCatalog(c.env.DB);
   const plan = planRoute(catalog, modelIds, req, envLookup(c.env));
   if (plan.candidates.length === 0) throw noCandidateError(plan, modelIds);
 
+  const generation = { id: newGenerationId(), created: Math.floor(startedAt / 1000) };
+  // The one Durable Object round trip before the upstream call: key status, limits, reservation.
+  const ledger = c.env.LEDGER.getByName(auth.workspace.id);
+  const admitted = await ledger.admit(admissionInput(generation.id, req, plan.candidates, auth));
+  if (!admitted.ok) throw refusalError(admitted);
+  const settlement: SettlementContext = { env: c.env, auth, holdId: admitted.holdId };
+  const release = () => ledger.release(admitted.holdId).then(() => undefined);
+  const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise.catch(logFailure));
+  // Without max_tokens and short of the model's maximum, the cap is what the balance affords.
+  const upstreamReq: ChatRequest = admitted.capped ? { ...req, max_tokens: admitted.maxTokens, max_completion_tokens: undefined } : req;
+
   const attempts: AttemptRecord[] = [];
-  const generation = { id: newGenerationId(), created: Math.floor(Date.now() / 1000) };
   const connectTimeoutMs = numberVar(c.env.UPSTREAM_CONNECT_TIMEOUT_MS, 15_000);
   const firstTokenTimeoutMs = numberVar(c.env.UPSTREAM_FIRST_TOKEN_TIMEOUT_MS, 60_000);
+  const headers = (candidate: Candidate): Record<string, string> => ({
+    ...routeHeaders(generation.id, candidate, attempts),
+    ...(admitted.capped ? { "x-switchyard-max-tokens": String(admitted.maxTokens) } : {}),
+    ...(admitted.rate ? rateLimitHeaders(admitted.rate.limit, admitted.rate.remaining, admitted.rate.resetAt) : {}),
+  });
+  const outcomeOf = (candidate: Candidate, rest: Omit<Outcome, "generationId" | "requestId" | "candidate" | "attempts" | "startedAt" | "streamed">, streamed: boolean): Outcome => ({
+    generationId: generation.id,
+    requestId: c.get("requestId"),
+    candidate,
+    attempts: attempts.length + 1,
+    startedAt,
+    streamed,
+    ...rest,
+  });
 
   if (req.stream) {
     return streamChat({
-      req,
+      req: upstreamReq,
       candidates: plan.candidates,
       attempts,
       failover: { connectTimeoutMs },
@@ -77,7 +103,17 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
       firstTokenTimeoutMs,
       keepAliveMs: numberVar(c.env.STREAM_KEEPALIVE_SECONDS, 5) * 1000,
       generation,
-      headers: (candidate) => routeHeaders(generation.id, candidate, attempts),
+      headers,
+      billing: {
+        charge: (candidate, usage, finishReason) => chargeFor(candidate, usage, finishReason).chargedMicros,
+        settle: async (end) => {
+          const outcome = outcomeOf(end.candidate, end, true);
+          const charge = await settle(settlement, outcome);
+          waitUntil(recordGeneration(settlement, outcome, charge));
+        },
+        release,
+        waitUntil,
+      },
     });
   }
 
@@ -99,8 +135,17 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
       clearTimeout(timer);
     }
   };
-  const result = await withFailover(req, plan.candidates, attempts, { stream: false, connectTimeoutMs, clientSignal: c.req.raw.signal }, readCompletion);
-  if (!result) throw failureError(attempts);
+  let result;
+  try {
+    result = await withFailover(upstreamReq, plan.candidates, attempts, { stream: false, connectTimeoutMs, clientSignal: c.req.raw.signal }, readCompletion);
+  } catch (error) {
+    waitUntil(release());
+    throw error;
+  }
+  if (!result) {
+    waitUntil(release());
+    throw failureError(attempts);
+  }
 
   const { candidate } = result.opened;
   const completion = result.value;
@@ -111,8 +156,17 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
     cacheWriteTokens: 0,
     reasoningTokens: 0,
   };
+  const charge = chargeFor(candidate, usage, completion.finishReason);
+  const outcome = outcomeOf(
+    candidate,
+    { usage, finishReason: completion.finishReason, nativeFinishReason: completion.nativeFinishReason, cancelled: false, firstTokenAt: null, endedAt: Date.now() },
+    false,
+  );
+  waitUntil(settle(settlement, outcome).then((settled) => recordGeneration(settlement, outcome, settled)));
   const meta = { ...generation, model: candidate.model.id, provider: candidate.endpoint.provider.name };
-  return c.json(completionJson(meta, completion, usage, costMicros(usage, candidate.endpoint)), 200, {
-    ...routeHeaders(generation.id, candidate, attempts),
-  });
+  return c.json(completionJson(meta, completion, usage, charge.chargedMicros), 200, headers(candidate));
 });
+
+function logFailure(error: unknown): void {
+  console.error(JSON.stringify({ level: "error", msg: "background task failed", error: error instanceof Error ? error.stack : String(error) }));
+}

@@ -32,6 +32,29 @@ export interface StreamSetup {
   keepAliveMs: number;
   generation: Omit<GenerationMeta, "model" | "provider">;
   headers: (candidate: Candidate) => Record<string, string>;
+  billing: StreamBilling;
+}
+
+/** How a stream ended, for settlement. */
+export interface StreamEnd {
+  candidate: Candidate;
+  usage: Usage;
+  finishReason: FinishReason | null;
+  nativeFinishReason: string | null;
+  cancelled: boolean;
+  firstTokenAt: number | null;
+  endedAt: number;
+}
+
+/** The money side of a stream, supplied by the route. */
+export interface StreamBilling {
+  /** µ$ charged for this usage, as the usage chunk reports it. */
+  charge(candidate: Candidate, usage: Usage, finishReason: FinishReason | null): number;
+  /** Settle a stream that reached an upstream; awaited before the stream's last byte. */
+  settle(end: StreamEnd): Promise<void>;
+  /** Drop the hold of a stream that never reached an upstream's first token. */
+  release(): Promise<void>;
+  waitUntil(promise: Promise<unknown>): void;
 }
 
 /** An upstream that has produced its first events and is ready to be relayed. */
@@ -92,6 +115,7 @@ export async function streamChat(setup: StreamSetup): Promise<Response> {
   primed.catch(() => {});
   const first = await committed;
   if (!first) {
+    setup.billing.waitUntil(setup.billing.release());
     await primed; // rethrows a client error or disconnect
     throw failureError(setup.attempts);
   }
@@ -117,6 +141,8 @@ class StreamRelay {
   #usage: Usage | null = null;
   #finish: { finishReason: FinishReason; nativeFinishReason: string | null } | null = null;
   #deliveredChars = 0;
+  #finalUsage: Usage | null = null;
+  #firstTokenAt: number | null = null;
   #lastWrite = Date.now();
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -137,9 +163,11 @@ class StreamRelay {
         },
         pull: () => this.#pull(),
         cancel: () => {
-          // The client went away: stop the failover loop and the upstream fetch.
+          // The client went away: stop the failover loop and the upstream fetch, and charge for
+          // what was delivered (a few seconds of waitUntil are plenty for one RPC).
           this.clientGone.abort();
           this.#upstream?.controller.abort();
+          if (!this.#closed) setup.billing.waitUntil(this.#settle(true));
           this.#stop();
         },
       },
@@ -169,7 +197,7 @@ class StreamRelay {
           const error = failureError(this.setup.attempts);
           const last = this.setup.attempts.at(-1);
           this.#meta ??= { ...this.setup.generation, model: last?.model ?? "", provider: last?.provider ?? "" };
-          return this.#fail(error.message, (last?.errorType ?? "server") as UpstreamErrorType, false);
+          return await this.#fail(error.message, last?.errorType ?? "server", false);
         }
         this.#primed = result.value;
         this.#upstream = { candidate: result.opened.candidate, controller: result.opened.controller };
@@ -178,20 +206,21 @@ class StreamRelay {
           model: result.opened.candidate.model.id,
           provider: result.opened.candidate.endpoint.provider.name,
         };
+        this.#firstTokenAt = Date.now();
         this.#write(encodeData(chunkJson(this.#meta, { role: "assistant", content: "" })));
         const pending = this.#primed.pending.splice(0);
-        for (const event of pending) if (this.#handle(event)) return;
+        for (const event of pending) if (await this.#handle(event)) return;
         return;
       }
       const { reader, decoder } = this.#primed;
       for (;;) {
         const message = await nextWithin(reader, this.setup.firstTokenTimeoutMs, this.#upstream!.controller);
         if (this.#closed) return;
-        if (!message) return this.#end();
+        if (!message) return await this.#end();
         const events = decoder.decode(message);
         let wrote = false;
         for (const event of events) {
-          if (this.#handle(event)) return;
+          if (await this.#handle(event)) return;
           wrote ||= event.type !== "usage";
         }
         if (wrote) return;
@@ -199,12 +228,12 @@ class StreamRelay {
     } catch (error) {
       if (this.#closed) return;
       const { errorType, message } = describeError(error);
-      this.#fail(`Upstream stream failed: ${message}`, errorType, true);
+      await this.#fail(`Upstream stream failed: ${message}`, errorType, true);
     }
   }
 
   /** Relay one event; true when the stream has ended. */
-  #handle(event: StreamEvent): boolean {
+  async #handle(event: StreamEvent): Promise<boolean> {
     const meta = this.#meta!;
     switch (event.type) {
       case "delta": {
@@ -235,32 +264,30 @@ class StreamRelay {
         this.#usage = event.usage;
         return false;
       case "error":
-        this.#fail(event.message, event.errorType, true);
+        await this.#fail(event.message, event.errorType, true);
         return true;
     }
   }
 
   /** The upstream ended: close with usage and [DONE], or as an error if it never finished. */
-  #end(): void {
+  async #end(): Promise<void> {
     if (!this.#finish) return this.#fail("Upstream stream ended before the response was finished", "provider_unavailable", true);
     this.#writeUsage(false);
     this.#write(DONE_EVENT);
-    this.#close();
+    await this.#close();
   }
 
-  #fail(message: string, errorType: UpstreamErrorType, delivered: boolean): void {
-    const meta = this.#meta!;
-    this.#write(encodeData(errorChunkJson(meta, message, errorType)));
+  async #fail(message: string, errorType: UpstreamErrorType, delivered: boolean): Promise<void> {
+    this.#write(encodeData(errorChunkJson(this.#meta!, message, errorType)));
+    this.#finish ??= { finishReason: "error", nativeFinishReason: null };
     if (delivered) this.#writeUsage(true);
     this.#write(DONE_EVENT);
     this.#upstream?.controller.abort();
-    this.#close();
+    await this.#close();
   }
 
-  /** Exactly one usage chunk. An interrupted stream is charged at least for what was delivered. */
-  #writeUsage(interrupted: boolean): void {
-    const candidate = this.#upstream?.candidate;
-    if (!candidate) return;
+  /** The usage an interrupted or silent upstream leaves: at least what was delivered. */
+  #usageNow(interrupted: boolean): Usage {
     const reported = this.#usage;
     const usage: Usage = reported
       ? { ...reported }
@@ -268,12 +295,44 @@ class StreamRelay {
     if (!reported || interrupted) {
       usage.completionTokens = Math.max(usage.completionTokens, estimateTokensFromChars(this.#deliveredChars));
     }
-    this.#write(encodeData(usageChunkJson(this.#meta!, usage, costMicros(usage, candidate.endpoint))));
+    return usage;
   }
 
-  #close(): void {
+  /** Exactly one usage chunk, priced as it will be charged. */
+  #writeUsage(interrupted: boolean): void {
+    const candidate = this.#upstream?.candidate;
+    if (!candidate) return;
+    const usage = this.#usageNow(interrupted);
+    this.#finalUsage = usage;
+    const charged = this.setup.billing.charge(candidate, usage, this.#finish?.finishReason ?? null);
+    this.#write(encodeData(usageChunkJson(this.#meta!, usage, charged)));
+  }
+
+  /** Settle (or release) once; the stream's last byte waits for it. */
+  #settle(cancelled: boolean): Promise<void> {
+    const candidate = this.#upstream?.candidate;
+    const { billing } = this.setup;
+    if (!candidate) return billing.release();
+    return billing.settle({
+      candidate,
+      usage: this.#finalUsage ?? this.#usageNow(true),
+      finishReason: this.#finish?.finishReason ?? null,
+      nativeFinishReason: this.#finish?.nativeFinishReason ?? null,
+      cancelled,
+      firstTokenAt: this.#firstTokenAt,
+      endedAt: Date.now(),
+    });
+  }
+
+  async #close(): Promise<void> {
     if (this.#closed) return;
     this.#stop();
+    try {
+      await this.#settle(false);
+    } catch (error) {
+      // The client already has its answer; the hold expires and the failure is logged.
+      console.error(JSON.stringify({ level: "error", msg: "stream settlement failed", error: String(error) }));
+    }
     this.#controller.close();
   }
 }

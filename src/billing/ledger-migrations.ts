@@ -1,0 +1,96 @@
+/**
+ * @module billing/ledger-migrations
+ * The Ledger Durable Object's SQLite schema, created idempotently behind a version number.
+ *
+ * Tables (schema version 1):
+ * - `journal`: append-only money movements, signed µ$. `balance` (one row) moves in the same
+ *   transaction as each insert, so balance = SUM(journal.amount) always.
+ * - `holds`: reservations of admitted requests until they settle, are released or expire.
+ * - `keys`: the last known configuration of each API key (its `disabled`/`expires_at` are
+ *   authoritative here) and its spend counters per calendar period, BYOK usage apart.
+ * - `rate_windows`: per scope (`key:<id>` or `workspace`), requests and tokens of the current and
+ *   previous minute.
+ * - `ledger_meta`: schema version and the time of the pending alarm.
+ */
+
+/** Migrations by version: index 0 takes an empty database to version 1. Append, never edit. */
+const MIGRATIONS: readonly (readonly string[])[] = [
+  [
+    `CREATE TABLE journal (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      at INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('topup', 'fee', 'charge', 'refund', 'adjustment')),
+      amount INTEGER NOT NULL CHECK (amount <> 0),
+      key_id TEXT,
+      reference TEXT,
+      note TEXT
+    )`,
+    `CREATE TABLE balance (
+      id INTEGER PRIMARY KEY CHECK (id = 1),
+      balance INTEGER NOT NULL,
+      credits INTEGER NOT NULL,
+      usage INTEGER NOT NULL
+    )`,
+    `INSERT INTO balance (id, balance, credits, usage) VALUES (1, 0, 0, 0)`,
+    `CREATE TABLE holds (
+      id TEXT PRIMARY KEY,
+      key_id TEXT NOT NULL,
+      amount INTEGER NOT NULL CHECK (amount >= 0),
+      byok INTEGER NOT NULL,
+      max_tokens INTEGER NOT NULL,
+      capped INTEGER NOT NULL,
+      prompt_tokens INTEGER NOT NULL,
+      created_at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL
+    )`,
+    `CREATE INDEX holds_by_expiry ON holds (expires_at)`,
+    `CREATE INDEX holds_by_key ON holds (key_id, expires_at)`,
+    `CREATE TABLE keys (
+      id TEXT PRIMARY KEY,
+      disabled INTEGER NOT NULL,
+      expires_at INTEGER,
+      limit_micros INTEGER,
+      limit_reset TEXT,
+      include_byok INTEGER NOT NULL,
+      rpm INTEGER,
+      tpm INTEGER,
+      concurrency INTEGER,
+      usage_total INTEGER NOT NULL,
+      byok_total INTEGER NOT NULL,
+      day_start INTEGER NOT NULL,
+      day_usage INTEGER NOT NULL,
+      day_byok INTEGER NOT NULL,
+      week_start INTEGER NOT NULL,
+      week_usage INTEGER NOT NULL,
+      week_byok INTEGER NOT NULL,
+      month_start INTEGER NOT NULL,
+      month_usage INTEGER NOT NULL,
+      month_byok INTEGER NOT NULL
+    )`,
+    `CREATE TABLE rate_windows (
+      scope TEXT PRIMARY KEY,
+      minute INTEGER NOT NULL,
+      requests INTEGER NOT NULL,
+      tokens INTEGER NOT NULL,
+      prev_requests INTEGER NOT NULL,
+      prev_tokens INTEGER NOT NULL
+    )`,
+  ],
+];
+
+const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * Bring the tables to SCHEMA_VERSION, idempotently (cloudflare/agents `_ensureSchema`). Run in the
+ * constructor under `blockConcurrencyWhile`, so no call sees a half-made schema.
+ */
+export function ensureSchema(storage: DurableObjectStorage): void {
+  storage.transactionSync(() => {
+    storage.sql.exec("CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value INTEGER)");
+    const row = storage.sql.exec<{ value: number }>("SELECT value FROM ledger_meta WHERE key = 'schema_version'").toArray()[0];
+    for (const statements of MIGRATIONS.slice(row?.value ?? 0)) {
+      for (const statement of statements) storage.sql.exec(statement);
+    }
+    storage.sql.exec("INSERT OR REPLACE INTO ledger_meta (key, value) VALUES ('schema_version', ?)", SCHEMA_VERSION);
+  });
+}

@@ -1,0 +1,148 @@
+/**
+ * @module billing/ledger-schema
+ * The Ledger Durable Object's inputs and answers. Inputs are zod-checked inside the object (an RPC
+ * is an edge like any other); answers are plain discriminated unions. All money is integer µ$.
+ */
+import { z } from "zod";
+
+const micros = z.number().int().nonnegative();
+const count = z.number().int().nonnegative();
+const positiveOrNull = z.number().int().positive().nullable();
+
+export const limitResetSchema = z.enum(["daily", "weekly", "monthly"]).nullable();
+export type LimitReset = z.infer<typeof limitResetSchema>;
+
+/** Per-minute and concurrency limits; null means unlimited. */
+export const rateLimitsSchema = z.object({
+  rpm: positiveOrNull.default(null),
+  tpm: positiveOrNull.default(null),
+  concurrency: positiveOrNull.default(null),
+});
+export type RateLimits = z.infer<typeof rateLimitsSchema>;
+
+/**
+ * A key's configuration as D1 holds it. The ledger keeps the authoritative copy of `disabled` and
+ * `expiresAt` (updated by the admin API through `setKey`), so a revoked key is refused on the very
+ * next admission whatever isolate caches say.
+ */
+export const keyConfigSchema = z.object({
+  id: z.string().min(1),
+  disabled: z.boolean(),
+  /** Epoch ms, null: never. */
+  expiresAt: z.number().int().nullable(),
+  /** Credit limit in µ$ per reset period (or in total when `limitReset` is null); null: none. */
+  limitMicros: micros.nullable(),
+  limitReset: limitResetSchema,
+  includeByokInLimit: z.boolean(),
+  limits: rateLimitsSchema,
+});
+export type KeyConfig = z.infer<typeof keyConfigSchema>;
+
+export const admitInputSchema = z.object({
+  /** Becomes the hold id; settlement and release name it. */
+  requestId: z.string().min(1).max(128),
+  key: keyConfigSchema,
+  workspaceLimits: rateLimitsSchema,
+  /** Cost of the estimated prompt plus the per-request price, µ$. */
+  promptMicros: micros,
+  /** µ$ per million completion tokens of the most expensive candidate. */
+  completionPrice: micros,
+  /** The client's max_tokens, or null when it set none. */
+  requestedMaxTokens: positiveOrNull,
+  /** The endpoint's output cap, used when the client set none. */
+  modelMaxTokens: z.number().int().positive(),
+  /** Below this many affordable output tokens, a request without max_tokens is refused. */
+  floorTokens: z.number().int().positive(),
+  /** Estimated prompt tokens, counted against tokens-per-minute at admission. */
+  promptTokens: count,
+  byok: z.boolean(),
+  /** Test hook: the clock. Production callers omit it. */
+  now: z.number().int().optional(),
+});
+export type AdmitInput = z.input<typeof admitInputSchema>;
+
+export type AdmitRefusal =
+  | { ok: false; reason: "key_disabled" | "key_expired" }
+  | { ok: false; reason: "insufficient_credits"; requestedTokens: number; affordableTokens: number; balanceMicros: number }
+  | { ok: false; reason: "key_limit"; requestedTokens: number; affordableTokens: number; limitRemainingMicros: number }
+  | {
+      ok: false;
+      reason: "rate_limited";
+      scope: "key" | "workspace";
+      limit: "rpm" | "tpm" | "concurrency";
+      limitValue: number;
+      remaining: number;
+      /** Epoch seconds when the window resets. */
+      resetAt: number;
+      retryAfterSeconds: number;
+    };
+
+export type AdmitResult =
+  | {
+      ok: true;
+      holdId: string;
+      reservedMicros: number;
+      /** The output cap to send upstream: the client's, or what the balance affords. */
+      maxTokens: number;
+      /** True when the cap was lowered from the model's maximum to what the balance affords. */
+      capped: boolean;
+      /** For X-RateLimit-* headers on success: the tightest request limit, if any. */
+      rate: { limit: number; remaining: number; resetAt: number } | null;
+    }
+  | AdmitRefusal;
+
+export const settleInputSchema = z.object({
+  holdId: z.string().min(1),
+  /** The exact charge, µ$ (0 for a response that must not be charged). */
+  costMicros: micros,
+  /** BYOK fee, µ$, charged instead of `costMicros` for BYOK requests. */
+  byokFeeMicros: micros.default(0),
+  /** Platform-equivalent cost of a BYOK request (counted as BYOK usage). */
+  byokUsageMicros: micros.default(0),
+  /** Actual tokens, for tokens-per-minute. */
+  tokens: count,
+  generationId: z.string().min(1).max(128),
+  now: z.number().int().optional(),
+});
+export type SettleInput = z.input<typeof settleInputSchema>;
+
+export interface SettleResult {
+  /** False when the hold was unknown (already settled, released or expired): nothing charged twice. */
+  settled: boolean;
+  chargedMicros: number;
+  balanceMicros: number;
+}
+
+export const journalKinds = ["topup", "fee", "charge", "refund", "adjustment"] as const;
+export type JournalKind = (typeof journalKinds)[number];
+
+export interface JournalEntry {
+  id: number;
+  at: number;
+  kind: JournalKind;
+  /** Signed µ$: credits positive, charges and fees negative. */
+  amountMicros: number;
+  keyId: string | null;
+  reference: string | null;
+  note: string | null;
+}
+
+export interface KeyUsage {
+  keyId: string;
+  usageMicros: number;
+  usageDailyMicros: number;
+  usageWeeklyMicros: number;
+  usageMonthlyMicros: number;
+  byokUsageMicros: number;
+  /** What the key may still spend in its current period; null without a limit. */
+  limitRemainingMicros: number | null;
+}
+
+export interface BalanceView {
+  balanceMicros: number;
+  /** Credits bought net of purchase fees, plus refunds and positive adjustments. */
+  totalCreditsMicros: number;
+  /** What requests were charged, plus negative adjustments (a positive number). balance = credits − usage. */
+  totalUsageMicros: number;
+  heldMicros: number;
+}

@@ -1,0 +1,211 @@
+/**
+ * @module billing/ledger
+ * The `Ledger` Durable Object: one per workspace, the single writer of its credit balance, holds,
+ * key spend and rate windows (SQLite-backed). Requests are admitted against a reservation (a hold),
+ * the upstream is called, and the exact cost is settled; a hold nobody settles expires through the
+ * alarm. Each RPC is one synchronous SQL transaction — no `await` between a read and the write that
+ * depends on it — so concurrent requests can never overdraw.
+ *
+ * Money is integer µ$. The balance moves only with a journal entry, in the same transaction, so
+ * balance = Σ journal always. It goes below zero only when a settlement charges more than its hold
+ * (a documented overrun: the answer already happened); admission then refuses everything until the
+ * balance is positive again.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { z } from "zod";
+import { admitRequest } from "./ledger-admit";
+import { ensureSchema } from "./ledger-migrations";
+import { addUsage, emptyUsage, limitUsage, usageAt } from "./ledger-periods";
+import { countInWindow } from "./ledger-rate";
+import {
+  admitInputSchema,
+  keyConfigSchema,
+  settleInputSchema,
+  type AdmitInput,
+  type AdmitResult,
+  type BalanceView,
+  type JournalEntry,
+  type KeyUsage,
+  type SettleInput,
+  type SettleResult,
+} from "./ledger-schema";
+import { LedgerStore, WORKSPACE_SCOPE, keyScope } from "./ledger-store";
+
+export { HOLD_TTL_MS } from "./ledger-admit";
+
+const positiveMicros = z.number().int().positive();
+const signedNonZeroMicros = z.number().int().refine((n) => n !== 0, "must not be zero");
+const optionalNote = z.string().max(1000).nullish();
+const clock = z.number().int().optional();
+const holdIdSchema = z.string().min(1).max(128);
+const keyIdSchema = z.string().min(1);
+const topUpSchema = z
+  .object({ amountMicros: positiveMicros, feeMicros: z.number().int().nonnegative(), note: optionalNote })
+  .refine((t) => t.feeMicros <= t.amountMicros, "the fee must not exceed the amount");
+const refundSchema = z.object({ amountMicros: positiveMicros, reference: z.string().min(1).max(256), note: optionalNote });
+const adjustSchema = z.object({ amountMicros: signedNonZeroMicros, note: z.string().min(1).max(1000) });
+const journalLimitSchema = z.number().int().min(1).max(1000).default(100);
+
+export class Ledger extends DurableObject<Env> {
+  readonly #store: LedgerStore;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#store = new LedgerStore(ctx.storage.sql);
+    void ctx.blockConcurrencyWhile(async () => ensureSchema(ctx.storage));
+  }
+
+  /**
+   * Admit a request: refuse it (key state, rate limits, credits, key limit) or reserve what it may
+   * cost and count it against its rate windows. The transaction is synchronous; only scheduling
+   * the expiry alarm, after it, awaits storage (which keeps the input gate closed).
+   */
+  async admit(input: AdmitInput): Promise<AdmitResult> {
+    const parsed = admitInputSchema.parse(input);
+    const now = parsed.now ?? Date.now();
+    const { result, alarmAt } = this.ctx.storage.transactionSync(() => admitRequest(this.#store, parsed, now));
+    if (alarmAt !== null) await this.ctx.storage.setAlarm(alarmAt);
+    return result;
+  }
+
+  /**
+   * Charge a finished request and drop its hold. An unknown hold (already settled, released or
+   * expired) changes nothing, so a retried settlement never charges twice. The charge may exceed
+   * the hold (settlement overrun); a zero charge writes no journal entry.
+   */
+  settle(input: SettleInput): SettleResult {
+    const parsed = settleInputSchema.parse(input);
+    const now = parsed.now ?? Date.now();
+    const store = this.#store;
+    return this.ctx.storage.transactionSync(() => {
+      const hold = store.hold(parsed.holdId);
+      if (hold) store.deleteHold(hold.id);
+      if (!hold || hold.expiresAt <= now) return { settled: false, chargedMicros: 0, balanceMicros: store.balance().balance };
+
+      const charged = hold.byok ? parsed.byokFeeMicros : parsed.costMicros;
+      store.appendJournal({ at: now, kind: "charge", amountMicros: -charged, keyId: hold.keyId, reference: parsed.generationId, note: null });
+      const key = store.key(hold.keyId);
+      if (key) store.saveUsage(hold.keyId, addUsage(key.usage, charged, hold.byok ? parsed.byokUsageMicros : 0, now));
+      // Prompt tokens were counted at admission; count what the answer added beyond them.
+      const tokens = Math.max(0, parsed.tokens - hold.promptTokens);
+      for (const scope of [keyScope(hold.keyId), WORKSPACE_SCOPE]) {
+        store.saveWindow(scope, countInWindow(store.window(scope), now, 0, tokens));
+      }
+      return { settled: true, chargedMicros: charged, balanceMicros: store.balance().balance };
+    });
+  }
+
+  /**
+   * Drop a hold without charging (the request failed before the upstream answered). Idempotent:
+   * false when the hold was unknown or had already expired at `now` (a test hook, like `admit`'s).
+   */
+  release(holdId: string, now?: number): boolean {
+    const id = holdIdSchema.parse(holdId);
+    const at = clock.parse(now) ?? Date.now();
+    const store = this.#store;
+    return this.ctx.storage.transactionSync(() => {
+      const hold = store.hold(id);
+      if (!hold) return false;
+      store.deleteHold(id);
+      return hold.expiresAt > at;
+    });
+  }
+
+  /** Release the holds of crashed requests. At-least-once and retried on throw: idempotent. */
+  override async alarm(): Promise<void> {
+    await this.expireHolds();
+  }
+
+  /**
+   * Release every hold expired at `now` without charge and schedule the alarm for the next expiry.
+   * What `alarm()` runs; callable directly so tests can drive the clock. Returns how many expired.
+   */
+  async expireHolds(now?: number): Promise<number> {
+    const at = clock.parse(now) ?? Date.now();
+    const store = this.#store;
+    const { expired, next } = this.ctx.storage.transactionSync(() => {
+      const expired = store.deleteExpiredHolds(at);
+      const next = store.earliestExpiry();
+      store.setAlarmAt(next);
+      return { expired, next };
+    });
+    if (next !== null) await this.ctx.storage.setAlarm(next);
+    return expired;
+  }
+
+  /** Record a credit purchase: `amountMicros` in, then the purchase fee out (credits = amount − fee). */
+  topUp(amountMicros: number, feeMicros: number, note?: string | null): BalanceView {
+    const input = topUpSchema.parse({ amountMicros, feeMicros, note });
+    const now = Date.now();
+    this.ctx.storage.transactionSync(() => {
+      this.#store.appendJournal({ at: now, kind: "topup", amountMicros: input.amountMicros, keyId: null, reference: null, note: input.note ?? null });
+      this.#store.appendJournal({ at: now, kind: "fee", amountMicros: -input.feeMicros, keyId: null, reference: null, note: "purchase fee" });
+    });
+    return this.balance(now);
+  }
+
+  /** Give credits back (a refunded charge, say), naming what is refunded. */
+  refund(amountMicros: number, reference: string, note?: string | null): BalanceView {
+    const input = refundSchema.parse({ amountMicros, reference, note });
+    const now = Date.now();
+    this.ctx.storage.transactionSync(() =>
+      this.#store.appendJournal({ at: now, kind: "refund", amountMicros: input.amountMicros, keyId: null, reference: input.reference, note: input.note ?? null }),
+    );
+    return this.balance(now);
+  }
+
+  /** A signed manual correction, with the reason. A negative one can take the balance below zero. */
+  adjust(amountMicros: number, note: string): BalanceView {
+    const input = adjustSchema.parse({ amountMicros, note });
+    const now = Date.now();
+    this.ctx.storage.transactionSync(() =>
+      this.#store.appendJournal({ at: now, kind: "adjustment", amountMicros: input.amountMicros, keyId: null, reference: null, note: input.note }),
+    );
+    return this.balance(now);
+  }
+
+  /** Store a key's configuration (the admin API calls this on every change); spend counters stay. */
+  setKey(config: z.input<typeof keyConfigSchema>): void {
+    const parsed = keyConfigSchema.parse(config);
+    const now = Date.now();
+    const store = this.#store;
+    this.ctx.storage.transactionSync(() => {
+      const stored = store.key(parsed.id);
+      store.upsertKey(parsed, stored?.usage ?? emptyUsage(now));
+    });
+  }
+
+  /** A key's spend in its current periods and what its limit still allows (after live holds). */
+  keyUsage(keyId: string, now?: number): KeyUsage | null {
+    const at = clock.parse(now) ?? Date.now();
+    const key = this.#store.key(keyIdSchema.parse(keyId));
+    if (!key) return null;
+    const usage = usageAt(key.usage, at);
+    const { limitMicros, limitReset, includeByokInLimit } = key.config;
+    const limitRemainingMicros =
+      limitMicros === null
+        ? null
+        : Math.max(0, limitMicros - limitUsage(key.usage, limitReset, includeByokInLimit, at) - this.#store.keyHeldMicros(keyId, at, includeByokInLimit));
+    return {
+      keyId,
+      usageMicros: usage.total,
+      usageDailyMicros: usage.day.usage,
+      usageWeeklyMicros: usage.week.usage,
+      usageMonthlyMicros: usage.month.usage,
+      byokUsageMicros: usage.byokTotal,
+      limitRemainingMicros,
+    };
+  }
+
+  /** The balance, running totals, and what live holds reserve at `now`. */
+  balance(now?: number): BalanceView {
+    const at = clock.parse(now) ?? Date.now();
+    const row = this.#store.balance();
+    return { balanceMicros: row.balance, totalCreditsMicros: row.credits, totalUsageMicros: row.usage, heldMicros: this.#store.heldMicros(at) };
+  }
+
+  /** The newest `limit` journal entries (default 100, at most 1,000), oldest first. */
+  journal(limit?: number): JournalEntry[] {
+    return this.#store.journal(journalLimitSchema.parse(limit));
+  }
+}
