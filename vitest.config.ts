@@ -9,6 +9,7 @@ export default defineConfig(async () => ({
         bindings: {
           TEST_MIGRATIONS: await readD1Migrations("./migrations"),
           ADMIN_TOKEN: "test-admin-token",
+          MASTER_KEY: "test-master-key-0123456789abcdef0123456789abcdef",
           // Keep-alives every 50 ms so tests see them without waiting seconds.
           STREAM_KEEPALIVE_SECONDS: "0.05",
           UPSTREAM_CONNECT_TIMEOUT_MS: "1000",

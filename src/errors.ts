@@ -17,6 +17,7 @@ export type ErrorCode =
   | "rate_limited"
   | "upstream_error"
   | "no_endpoints"
+  | "unavailable"
   | "internal";
 
 /** Why an upstream attempt failed, as OpenRouter's `metadata.error_type`. */
@@ -54,6 +55,7 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
     case "upstream_error":
       return 502;
     case "no_endpoints":
+    case "unavailable":
       return 503;
     case "internal":
       return 500;

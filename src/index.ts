@@ -9,3 +9,4 @@ export default {
 } satisfies ExportedHandler<Env>;
 
 export { Ledger } from "./billing/ledger";
+export { LedgerShard } from "./billing/ledger-shard";

@@ -140,6 +140,16 @@ export interface RouterError {
   error: { code: number; message: string; metadata?: Record<string, unknown> };
 }
 
+/** A model's or endpoint's `pricing` in `GET /models`: USD per token (or request, image) as decimal strings. */
+export interface RouterPricing {
+  prompt: string;
+  completion: string;
+  request: string;
+  image: string;
+  input_cache_read: string;
+  input_cache_write: string;
+}
+
 /** Any URL on one of the fake provider hosts of vitest.config.ts (`https://<prefix>.upstream.test/…`). */
 export const UPSTREAM_URL = /^https:\/\/[a-z0-9-]+\.upstream\.test\//;
 

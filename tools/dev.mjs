@@ -13,7 +13,7 @@
  *
  * Environment: PORT (8787), MOCK_PORT (8790, or any free port when that one is taken),
  * SWITCHYARD_STATE_DIR (wrangler's `--persist-to`), SWITCHYARD_DEV_VARS, SWITCHYARD_MOCK_ALL,
- * ADMIN_TOKEN, DEV_API_KEY, INSPECTOR_PORT, MOCK_LOG=1. Arguments are passed on to `wrangler dev`
+ * ADMIN_TOKEN, MASTER_KEY (generated per run when unset), DEV_API_KEY, INSPECTOR_PORT, MOCK_LOG=1. Arguments are passed on to `wrangler dev`
  * (`-c/--config` and `-e/--env` also to the migrations).
  *
  * Variables reach the Worker through a generated `--env-file` (mode 600, deleted on exit): with
@@ -272,9 +272,15 @@ async function main() {
       ? `ADMIN_TOKEN from ${devVars.source}`
       : `${adminToken} (generated for this run; set ADMIN_TOKEN in .dev.vars to keep one)`;
   const devApiKey = process.env.DEV_API_KEY || devVars.vars.DEV_API_KEY || undefined;
+  // BYOK keys are encrypted under MASTER_KEY; one shorter than 32 characters counts as unset.
+  const configuredMasterKey = [process.env.MASTER_KEY, devVars.vars.MASTER_KEY].find((v) => v && v.length >= 32);
+  const masterKey = configuredMasterKey ?? randomBytes(32).toString("hex");
+  if (!configuredMasterKey) {
+    console.log("MASTER_KEY generated for this run: BYOK keys stored now will not decrypt after a restart (set MASTER_KEY in .dev.vars to keep them).");
+  }
 
   /** @type {Record<string, string>} */
-  const workerVars = { ...devVars.vars, ...wired, ADMIN_TOKEN: adminToken };
+  const workerVars = { ...devVars.vars, ...wired, ADMIN_TOKEN: adminToken, MASTER_KEY: masterKey };
   delete workerVars.DEV_API_KEY; // provisioning input, not a Worker variable
   const secretsDir = mkdtempSync(join(tmpdir(), "switchyard-dev-"));
   const envFile = join(secretsDir, "worker.env");

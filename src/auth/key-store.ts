@@ -16,44 +16,30 @@ import { forgetKey, generateKey, hashKey, isWellFormedKey, keyLabel } from "./ap
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
 const perMinute = z.number().int().positive().nullable();
 
-/** Fields a key's owner may set, in OpenRouter's spelling (limit in USD). */
-const keyFields = {
-  name: z.string().min(1).max(128),
-  limit: usdMicros.nullable(),
-  limit_reset: z.enum(["daily", "weekly", "monthly"]).nullable(),
-  include_byok_in_limit: z.boolean(),
-  expires_at: isoDate.nullable(),
-  rpm: perMinute,
-  tpm: perMinute,
-  concurrency: perMinute,
-};
+/** Settings a key's owner may set, in OpenRouter's spelling (limit in USD); all optional. */
+const keySettings = z
+  .strictObject({
+    limit: usdMicros.nullable(),
+    limit_reset: z.enum(["daily", "weekly", "monthly"]).nullable(),
+    include_byok_in_limit: z.boolean(),
+    expires_at: isoDate.nullable(),
+    rpm: perMinute,
+    tpm: perMinute,
+    concurrency: perMinute,
+  })
+  .partial();
 
-export const newKeySchema = z.strictObject({
-  ...keyFields,
-  limit: keyFields.limit.optional(),
-  limit_reset: keyFields.limit_reset.optional(),
-  include_byok_in_limit: keyFields.include_byok_in_limit.optional(),
-  expires_at: keyFields.expires_at.optional(),
-  rpm: perMinute.optional(),
-  tpm: perMinute.optional(),
-  concurrency: perMinute.optional(),
+const keyName = z.string().min(1).max(128);
+
+export const newKeySchema = keySettings.extend({
+  name: keyName,
   /** A fixed key value (development setups); must have the gateway's key format. */
   key: z.string().refine(isWellFormedKey, "must be sk-sy-v1- followed by 64 hex characters").optional(),
   kind: z.enum(["inference", "management"]).optional(),
 });
 export type NewKey = z.infer<typeof newKeySchema>;
 
-export const keyPatchSchema = z.strictObject({
-  name: keyFields.name.optional(),
-  disabled: z.boolean().optional(),
-  limit: keyFields.limit.optional(),
-  limit_reset: keyFields.limit_reset.optional(),
-  include_byok_in_limit: keyFields.include_byok_in_limit.optional(),
-  expires_at: keyFields.expires_at.optional(),
-  rpm: perMinute.optional(),
-  tpm: perMinute.optional(),
-  concurrency: perMinute.optional(),
-});
+export const keyPatchSchema = keySettings.extend({ name: keyName.optional(), disabled: z.boolean().optional() });
 export type KeyPatch = z.infer<typeof keyPatchSchema>;
 
 /** A key as APIs show it: never its value; `hash` is the SHA-256 OpenRouter's API names keys by. */

@@ -9,6 +9,7 @@ import { GatewayError } from "../errors";
 import type { Candidate } from "../routing/plan";
 import { requestedMaxTokens, type ChatRequest } from "../schemas/openai";
 import { estimatePromptTokens } from "./estimate";
+import { basisPointsMicros } from "./fees";
 import type { AdmitInput, AdmitRefusal, KeyConfig } from "./ledger-schema";
 
 /** A request without max_tokens is refused rather than capped below this many output tokens. */
@@ -28,7 +29,13 @@ export function keyConfig({ key }: KeyContext): KeyConfig {
   };
 }
 
-export function admissionInput(requestId: string, req: ChatRequest, candidates: readonly Candidate[], auth: KeyContext): AdmitInput {
+/**
+ * The admission for a request that may be served by any of `candidates`. When every candidate
+ * carries the workspace's own key (BYOK), only the largest possible fee is reserved: both prices
+ * are scaled by the fee rate, rounded up, so the reservation covers ⌈max cost × rate⌉. A plan
+ * mixing BYOK and platform endpoints reserves the full cost, since failover may land on either.
+ */
+export function admissionInput(requestId: string, req: ChatRequest, candidates: readonly Candidate[], auth: KeyContext, byokFeeBps: number): AdmitInput {
   const promptTokens = estimatePromptTokens(req);
   let promptPrice = 0;
   let completionPrice = 0;
@@ -41,17 +48,19 @@ export function admissionInput(requestId: string, req: ChatRequest, candidates: 
     modelMaxTokens = Math.max(modelMaxTokens, endpoint.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS);
   }
   const { workspace } = auth;
+  const byok = candidates.length > 0 && candidates.every((c) => c.byok);
+  const promptMicros = Math.ceil((promptTokens * promptPrice) / 1_000_000) + requestPrice;
   return {
     requestId,
     key: keyConfig(auth),
     workspaceLimits: { rpm: workspace.rpm, tpm: workspace.tpm, concurrency: workspace.concurrency },
-    promptMicros: Math.ceil((promptTokens * promptPrice) / 1_000_000) + requestPrice,
-    completionPrice,
+    promptMicros: byok ? basisPointsMicros(promptMicros, byokFeeBps) : promptMicros,
+    completionPrice: byok ? basisPointsMicros(completionPrice, byokFeeBps) : completionPrice,
     requestedMaxTokens: requestedMaxTokens(req) ?? null,
     modelMaxTokens,
     floorTokens: MIN_OUTPUT_TOKENS,
     promptTokens,
-    byok: false,
+    byok,
   };
 }
 

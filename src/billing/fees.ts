@@ -15,3 +15,18 @@ export function purchaseFeeMicros(amountMicros: number, rateBasisPoints = 550, m
   const proportional = (BigInt(amountMicros) * BigInt(rateBasisPoints) + 9_999n) / 10_000n;
   return Math.max(minimumMicros, Number(proportional));
 }
+
+/** ⌈amount × rate / 10,000⌉ in µ$: a basis-point fee rounded up, exact in integers. */
+export function basisPointsMicros(amountMicros: number, rateBasisPoints: number): number {
+  return Number((BigInt(amountMicros) * BigInt(rateBasisPoints) + 9_999n) / 10_000n);
+}
+
+/**
+ * The BYOK fee in µ$ on a request whose platform-equivalent cost is `usageMicros`: the part of it
+ * above what the monthly free allowance still covers (`allowanceRemainingMicros`) pays
+ * ⌈part × rate / 10,000⌉. A request that straddles the allowance pays only on its excess.
+ */
+export function byokFeeMicros(usageMicros: number, allowanceRemainingMicros: number, rateBasisPoints: number): number {
+  const feeable = Math.max(0, usageMicros - Math.max(0, allowanceRemainingMicros));
+  return basisPointsMicros(feeable, rateBasisPoints);
+}

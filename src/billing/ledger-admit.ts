@@ -158,14 +158,14 @@ function rateRefusal(scope: Scope, now: number, promptTokens: number): AdmitRefu
 type Sized = { ok: true; maxTokens: number } | { ok: false; refusal: AdmitRefusal };
 
 /**
- * Fit the request into the workspace's available credits (balance minus live holds), then into
- * the key's remaining limit. A negative balance leaves a negative budget, which no reservation
- * (not even a zero-cost one) fits. BYOK requests meet the key limit only when the key includes
+ * Fit the request into the workspace's available credits (balance minus live holds and credit
+ * leased to shards), then into the key's remaining limit. A negative balance leaves a negative
+ * budget, which no reservation (not even a zero-cost one) fits. BYOK requests meet the key limit only when the key includes
  * BYOK usage in it.
  */
 function sizeAgainstMoney(store: LedgerStore, key: StoredKey, input: ParsedAdmitInput, now: number): Sized {
   const balance = store.balance().balance;
-  const credit = fitBudget(balance - store.heldMicros(now), input, input.modelMaxTokens);
+  const credit = fitBudget(balance - store.heldMicros(now) - store.leasedMicros(), input, input.modelMaxTokens);
   if (!credit.ok) {
     const { requestedTokens, affordableTokens } = credit;
     return { ok: false, refusal: { ok: false, reason: "insufficient_credits", requestedTokens, affordableTokens, balanceMicros: balance } };

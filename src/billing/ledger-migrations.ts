@@ -11,6 +11,10 @@
  * - `rate_windows`: per scope (`key:<id>` or `workspace`), requests and tokens of the current and
  *   previous minute.
  * - `ledger_meta`: schema version and the time of the pending alarm.
+ *
+ * Version 2:
+ * - `byok_months`: the workspace's platform-equivalent BYOK spend per UTC month (named by its
+ *   first instant), against which the monthly BYOK free allowance is counted.
  */
 
 /** Migrations by version: index 0 takes an empty database to version 1. Append, never edit. */
@@ -74,6 +78,12 @@ const MIGRATIONS: readonly (readonly string[])[] = [
       tokens INTEGER NOT NULL,
       prev_requests INTEGER NOT NULL,
       prev_tokens INTEGER NOT NULL
+    )`,
+  ],
+  [
+    `CREATE TABLE byok_months (
+      month_start INTEGER PRIMARY KEY,
+      usage INTEGER NOT NULL CHECK (usage >= 0)
     )`,
   ],
 ];

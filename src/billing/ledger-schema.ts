@@ -99,6 +99,19 @@ export const settleInputSchema = z.object({
   byokFeeMicros: micros.default(0),
   /** Platform-equivalent cost of a BYOK request (counted as BYOK usage). */
   byokUsageMicros: micros.default(0),
+  /**
+   * Whether the request was served with the workspace's own key; defaults to the hold's flag. A
+   * request admitted as platform-keyed (a plan mixing BYOK and platform endpoints) may settle as
+   * BYOK: its hold covered the full cost, so the smaller fee always fits.
+   */
+  byok: z.boolean().optional(),
+  /**
+   * BYOK fee rate in basis points. When set, the ledger computes the fee itself from
+   * `byokUsageMicros` and the month's free allowance (ignoring `byokFeeMicros`), atomically.
+   */
+  byokFeeBps: z.number().int().min(0).max(10_000).optional(),
+  /** The workspace's free platform-equivalent BYOK spend per UTC month, µ$ (with `byokFeeBps`). */
+  byokFreeMonthlyMicros: micros.default(0),
   /** Actual tokens, for tokens-per-minute. */
   tokens: count,
   generationId: z.string().min(1).max(128),

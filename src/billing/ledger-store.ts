@@ -36,14 +36,7 @@ export type BalanceRow = {
   usage: number;
 };
 
-export interface NewJournalEntry {
-  at: number;
-  kind: JournalKind;
-  amountMicros: number;
-  keyId: string | null;
-  reference: string | null;
-  note: string | null;
-}
+export type NewJournalEntry = Omit<JournalEntry, "id">;
 
 type HoldRow = {
   id: string;
@@ -182,6 +175,11 @@ export class LedgerStore {
     return this.sql.exec<{ held: number }>("SELECT COALESCE(SUM(amount), 0) AS held FROM holds WHERE expires_at > ?", now).one().held;
   }
 
+  /** µ$ leased to LedgerShard objects (ledger-lease.ts): reserved like holds, until reported or returned. */
+  leasedMicros(): number {
+    return this.sql.exec<{ leased: number }>("SELECT COALESCE(SUM(amount), 0) AS leased FROM leases").one().leased;
+  }
+
   /** µ$ held by one key's live holds; BYOK holds only when they count against its limit. */
   keyHeldMicros(keyId: string, now: number, includeByok: boolean): number {
     return this.sql
@@ -260,6 +258,20 @@ export class LedgerStore {
       window.tokens,
       window.prevRequests,
       window.prevTokens,
+    );
+  }
+
+  /** Platform-equivalent BYOK spend of the workspace in the month starting at `monthStart`, µ$. */
+  byokMonthUsage(monthStart: number): number {
+    return this.sql.exec<{ usage: number }>("SELECT usage FROM byok_months WHERE month_start = ?", monthStart).toArray()[0]?.usage ?? 0;
+  }
+
+  addByokMonthUsage(monthStart: number, micros: number): void {
+    if (micros === 0) return;
+    this.sql.exec(
+      "INSERT INTO byok_months (month_start, usage) VALUES (?, ?) ON CONFLICT (month_start) DO UPDATE SET usage = usage + excluded.usage",
+      monthStart,
+      micros,
     );
   }
 

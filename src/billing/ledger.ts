@@ -14,6 +14,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { admitRequest } from "./ledger-admit";
+import { settleByok } from "./ledger-byok";
+import { LeaseBook, ensureLeaseSchema, type KeyStatus, type LeaseEntry, type LeaseGrant, type LeaseView } from "./ledger-lease";
 import { ensureSchema } from "./ledger-migrations";
 import { addUsage, emptyUsage, limitUsage, usageAt } from "./ledger-periods";
 import { countInWindow } from "./ledger-rate";
@@ -48,11 +50,16 @@ const journalLimitSchema = z.number().int().min(1).max(1000).default(100);
 
 export class Ledger extends DurableObject<Env> {
   readonly #store: LedgerStore;
+  readonly #leases: LeaseBook;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#store = new LedgerStore(ctx.storage.sql);
-    void ctx.blockConcurrencyWhile(async () => ensureSchema(ctx.storage));
+    this.#leases = new LeaseBook(ctx.storage.sql, this.#store);
+    void ctx.blockConcurrencyWhile(async () => {
+      ensureSchema(ctx.storage);
+      ensureLeaseSchema(ctx.storage);
+    });
   }
 
   /**
@@ -71,7 +78,9 @@ export class Ledger extends DurableObject<Env> {
   /**
    * Charge a finished request and drop its hold. An unknown hold (already settled, released or
    * expired) changes nothing, so a retried settlement never charges twice. The charge may exceed
-   * the hold (settlement overrun); a zero charge writes no journal entry.
+   * the hold (settlement overrun); a zero charge writes no journal entry. A BYOK request is charged
+   * its fee, and its platform-equivalent cost counts against the month's free allowance
+   * (ledger-byok.ts) in the same transaction.
    */
   settle(input: SettleInput): SettleResult {
     const parsed = settleInputSchema.parse(input);
@@ -82,10 +91,17 @@ export class Ledger extends DurableObject<Env> {
       if (hold) store.deleteHold(hold.id);
       if (!hold || hold.expiresAt <= now) return { settled: false, chargedMicros: 0, balanceMicros: store.balance().balance };
 
-      const charged = hold.byok ? parsed.byokFeeMicros : parsed.costMicros;
+      const byok = parsed.byok ?? hold.byok;
+      const charged = byok
+        ? settleByok(
+            store,
+            { usageMicros: parsed.byokUsageMicros, feeBps: parsed.byokFeeBps, fixedFeeMicros: parsed.byokFeeMicros, freeMonthlyMicros: parsed.byokFreeMonthlyMicros },
+            now,
+          )
+        : parsed.costMicros;
       store.appendJournal({ at: now, kind: "charge", amountMicros: -charged, keyId: hold.keyId, reference: parsed.generationId, note: null });
       const key = store.key(hold.keyId);
-      if (key) store.saveUsage(hold.keyId, addUsage(key.usage, charged, hold.byok ? parsed.byokUsageMicros : 0, now));
+      if (key) store.saveUsage(hold.keyId, addUsage(key.usage, charged, byok ? parsed.byokUsageMicros : 0, now));
       // Prompt tokens were counted at admission; count what the answer added beyond them.
       const tokens = Math.max(0, parsed.tokens - hold.promptTokens);
       for (const scope of [keyScope(hold.keyId), WORKSPACE_SCOPE]) {
@@ -207,5 +223,28 @@ export class Ledger extends DurableObject<Env> {
   /** The newest `limit` journal entries (default 100, at most 1,000), oldest first. */
   journal(limit?: number): JournalEntry[] {
     return this.#store.journal(journalLimitSchema.parse(limit));
+  }
+
+  /** Lease up to `requestedMicros` of available credit to a LedgerShard (ledger-lease.ts). */
+  grantLease(shardId: string, requestedMicros: number, now?: number): LeaseGrant {
+    const at = clock.parse(now) ?? Date.now();
+    return this.ctx.storage.transactionSync(() => this.#leases.grant(shardId, requestedMicros, at));
+  }
+
+  /** Journal a shard's charges and take charged and returned credit off its lease, each entry once. */
+  settleLease(shardId: string, entries: LeaseEntry[], now?: number): LeaseView {
+    const at = clock.parse(now) ?? Date.now();
+    return this.ctx.storage.transactionSync(() => this.#leases.settle(shardId, entries, at));
+  }
+
+  /** The stored status of keys a shard admits for (a key first seen is stored from its snapshot). */
+  keyStatuses(snapshots: z.input<typeof keyConfigSchema>[], now?: number): KeyStatus[] {
+    const at = clock.parse(now) ?? Date.now();
+    return this.ctx.storage.transactionSync(() => this.#leases.keyStatuses(snapshots, at));
+  }
+
+  /** Every shard's outstanding lease. */
+  leases(now?: number): LeaseView[] {
+    return this.#leases.leases(clock.parse(now) ?? Date.now());
   }
 }

@@ -10,6 +10,8 @@ import type { KeyContext } from "../auth/api-keys";
 import { generations } from "../db/schema";
 import type { FinishReason, Usage } from "../providers/types";
 import type { Candidate } from "../routing/plan";
+import type { ByokTerms } from "./byok";
+import { basisPointsMicros } from "./fees";
 import { costMicros } from "./pricing";
 
 export interface Outcome {
@@ -28,39 +30,66 @@ export interface Outcome {
 }
 
 export interface Charge {
-  /** What the workspace pays, µ$. */
+  /** What the workspace pays, µ$ (for a BYOK request, the BYOK fee). */
   chargedMicros: number;
-  /** What the request costs at the endpoint's prices, µ$. */
+  /** What the request costs at the endpoint's prices, µ$ (for BYOK, the platform-equivalent cost). */
   upstreamMicros: number;
+  /** Served with the workspace's own key. */
+  byok: boolean;
 }
 
 /**
  * OpenRouter's rule: a response with no completion tokens that ended in an error (or never
  * finished) is not charged. Everything else is charged exactly, cached and cache-write tokens at
  * their own rates; an interrupted stream is charged for what was delivered.
+ *
+ * For a BYOK request this is an estimate: the full fee, as if no free allowance were left. The
+ * ledger decides the real fee at settlement (see `settle`).
  */
-export function chargeFor(candidate: Candidate, usage: Usage, finishReason: FinishReason | null): Charge {
+export function chargeFor(candidate: Candidate, usage: Usage, finishReason: FinishReason | null, terms: ByokTerms): Charge {
   const upstreamMicros = costMicros(usage, candidate.endpoint);
-  const free = usage.completionTokens === 0 && (finishReason === "error" || finishReason === null);
-  return { chargedMicros: free ? 0 : upstreamMicros, upstreamMicros };
+  const billable = isFree(usage, finishReason) ? 0 : upstreamMicros;
+  return { chargedMicros: candidate.byok ? basisPointsMicros(billable, terms.feeBps) : billable, upstreamMicros, byok: candidate.byok };
+}
+
+function isFree(usage: Usage, finishReason: FinishReason | null): boolean {
+  return usage.completionTokens === 0 && (finishReason === "error" || finishReason === null);
 }
 
 export interface SettlementContext {
   env: Env;
   auth: KeyContext;
   holdId: string;
+  byokTerms: ByokTerms;
 }
 
+/**
+ * Settle with the ledger and return what was charged. A BYOK request's fee is computed inside the
+ * ledger's transaction from its platform-equivalent cost and the month's remaining free allowance,
+ * so the ledger's answer is the charge.
+ */
 export async function settle(ctx: SettlementContext, outcome: Outcome): Promise<Charge> {
-  const charge = chargeFor(outcome.candidate, outcome.usage, outcome.finishReason);
+  const charge = chargeFor(outcome.candidate, outcome.usage, outcome.finishReason, ctx.byokTerms);
   const ledger = ctx.env.LEDGER.getByName(ctx.auth.workspace.id);
-  await ledger.settle({
+  const common = {
     holdId: ctx.holdId,
-    costMicros: charge.chargedMicros,
     tokens: outcome.usage.promptTokens + outcome.usage.completionTokens,
     generationId: outcome.generationId,
+  };
+  if (!charge.byok) {
+    await ledger.settle({ ...common, costMicros: charge.chargedMicros });
+    return charge;
+  }
+  const billable = isFree(outcome.usage, outcome.finishReason) ? 0 : charge.upstreamMicros;
+  const settled = await ledger.settle({
+    ...common,
+    costMicros: 0,
+    byok: true,
+    byokUsageMicros: billable,
+    byokFeeBps: ctx.byokTerms.feeBps,
+    byokFreeMonthlyMicros: ctx.byokTerms.freeMonthlyMicros,
   });
-  return charge;
+  return { ...charge, chargedMicros: settled.chargedMicros };
 }
 
 export async function recordGeneration(ctx: SettlementContext, outcome: Outcome, charge: Charge): Promise<void> {
@@ -78,7 +107,7 @@ export async function recordGeneration(ctx: SettlementContext, outcome: Outcome,
       upstreamModel: candidate.endpoint.upstreamModel,
       streamed: outcome.streamed,
       cancelled: outcome.cancelled,
-      isByok: false,
+      isByok: charge.byok,
       finishReason: outcome.finishReason,
       nativeFinishReason: outcome.nativeFinishReason,
       tokensPrompt: usage.promptTokens,

@@ -166,9 +166,34 @@ export const generations = sqliteTable(
   (t) => [index("generations_workspace_idx").on(t.workspaceId, t.createdAt)],
 );
 
+/**
+ * A workspace's own provider API key (BYOK), encrypted at rest with AES-GCM under a key derived
+ * from `MASTER_KEY` and the workspace id (auth/secrets.ts). Only `last4` is ever shown.
+ */
+export const providerCredentials = sqliteTable(
+  "provider_credentials",
+  {
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    providerSlug: text("provider_slug")
+      .notNull()
+      .references(() => providers.slug, { onDelete: "cascade" }),
+    /** AES-GCM ciphertext with its tag, base64. */
+    ciphertext: text("ciphertext").notNull(),
+    /** The 12-byte AES-GCM nonce, base64. */
+    iv: text("iv").notNull(),
+    /** The key's last 4 characters, to recognise it. */
+    last4: text("last4").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("provider_credentials_workspace_provider_idx").on(t.workspaceId, t.providerSlug)],
+);
+
 export type Generation = typeof generations.$inferSelect;
 export type Workspace = typeof workspaces.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;
 export type Provider = typeof providers.$inferSelect;
 export type Model = typeof models.$inferSelect;
 export type Endpoint = typeof endpoints.$inferSelect;
+export type ProviderCredential = typeof providerCredentials.$inferSelect;

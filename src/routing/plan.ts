@@ -6,13 +6,21 @@
 import type { Catalog, CatalogEndpoint, CatalogModel } from "../catalog/store";
 import type { UpstreamTarget } from "../providers/types";
 import type { ChatRequest } from "../schemas/openai";
+import { preferenceFilter } from "./preferences";
 import { resolveTarget, type EnvLookup } from "./targets";
 
 export interface Candidate {
   model: CatalogModel;
   endpoint: CatalogEndpoint;
   target: UpstreamTarget;
+  /** The target carries the workspace's own key (BYOK): charged the BYOK fee, not the cost. */
+  byok: boolean;
 }
+
+/** Provider slug → the workspace's own API key for it (BYOK). */
+export type ByokKeyMap = ReadonlyMap<string, string>;
+
+const NO_BYOK: ByokKeyMap = new Map();
 
 export interface Exclusion {
   model: string;
@@ -52,11 +60,14 @@ function byPrice(a: Candidate, b: Candidate): number {
 }
 
 /**
- * Candidates for `modelIds` in order: each model's endpoints (the request's `provider.order`
- * first, then cheapest first), then the next model's, as OpenRouter's `models` fallback does.
+ * Candidates for `modelIds` in order: each model's endpoints (those the workspace has its own key
+ * for first, as OpenRouter tries BYOK endpoints first; then the request's `provider.order`; then
+ * cheapest first), then the next model's, as OpenRouter's `models` fallback does. A provider with
+ * a BYOK key is usable even where the platform has no credential for it.
  */
-export function planRoute(catalog: Catalog, modelIds: string[], req: ChatRequest, env: EnvLookup): Plan {
+export function planRoute(catalog: Catalog, modelIds: string[], req: ChatRequest, env: EnvLookup, byok: ByokKeyMap = NO_BYOK): Plan {
   const needs = requirements(req);
+  const preference = preferenceFilter(req);
   const order = req.provider?.order ?? [];
   const plan: Plan = { candidates: [], excluded: [], unknownModels: [] };
   const seen = new Set<string>();
@@ -71,19 +82,21 @@ export function planRoute(catalog: Catalog, modelIds: string[], req: ChatRequest
     const usable: Candidate[] = [];
     for (const endpoint of model.endpoints) {
       const exclude = (reason: string) => plan.excluded.push({ model: model.id, provider: endpoint.providerSlug, reason });
-      const reason = exclusionReason(endpoint, model, needs);
+      const reason = exclusionReason(endpoint, model, needs) ?? preference?.(endpoint) ?? null;
       if (reason) {
         exclude(reason);
         continue;
       }
-      const resolved = resolveTarget(endpoint, env);
+      const byokKey = byok.get(endpoint.providerSlug);
+      const resolved = resolveTarget(endpoint, env, byokKey);
       if (!resolved.ok) {
         exclude(resolved.reason);
         continue;
       }
-      usable.push({ model, endpoint, target: resolved.target });
+      usable.push({ model, endpoint, target: resolved.target, byok: byokKey !== undefined });
     }
     usable.sort((a, b) => {
+      if (a.byok !== b.byok) return a.byok ? -1 : 1;
       const ia = order.indexOf(a.endpoint.providerSlug);
       const ib = order.indexOf(b.endpoint.providerSlug);
       if (ia !== ib) return (ia === -1 ? Infinity : ia) - (ib === -1 ? Infinity : ib);

@@ -4,6 +4,7 @@
  * environment (`<PREFIX>_API_KEY`, `<PREFIX>_BASE_URL`), so a deployment behind an egress proxy and
  * every test can point providers elsewhere. The environment's base URL wins over the provider
  * row's (the row holds the provider's public URL; the deployment may route it through a proxy).
+ * A workspace's own key (BYOK) replaces the platform's credential; the base URL stays the same.
  */
 import type { CatalogEndpoint } from "../catalog/store";
 import type { UpstreamTarget } from "../providers/types";
@@ -21,9 +22,10 @@ export function envLookup(env: Env): EnvLookup {
 
 export type TargetResult = { ok: true; target: UpstreamTarget } | { ok: false; reason: string };
 
-export function resolveTarget(endpoint: CatalogEndpoint, env: EnvLookup): TargetResult {
+/** Resolve `endpoint` with the platform's credential, or with `byokKey` when the workspace has one. */
+export function resolveTarget(endpoint: CatalogEndpoint, env: EnvLookup, byokKey?: string): TargetResult {
   const { provider } = endpoint;
-  const apiKey = env(`${provider.envPrefix}_API_KEY`);
+  const apiKey = byokKey ?? env(`${provider.envPrefix}_API_KEY`);
   if (!apiKey) return { ok: false, reason: `no credential configured (${provider.envPrefix}_API_KEY)` };
   const baseUrl = env(`${provider.envPrefix}_BASE_URL`) ?? provider.baseUrl;
   if (!baseUrl) return { ok: false, reason: `no base URL configured (${provider.envPrefix}_BASE_URL)` };

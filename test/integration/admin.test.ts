@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import seedJson from "../../src/catalog/seed.json";
-import { admin, call, chat, expectError, mswServer, provision, recordUpstream, type RouterCompletion } from "../helpers";
+import { admin, call, chat, expectError, mswServer, provision, recordUpstream, type RouterCompletion, type RouterPricing } from "../helpers";
 
 const WORKSPACE = "ws-admin";
 const LLAMA = "meta-llama/llama-3.3-70b-instruct";
@@ -22,19 +22,11 @@ interface ProviderRow {
   zeroRetention: boolean;
   options: Record<string, unknown>;
 }
-interface Pricing {
-  prompt: string;
-  completion: string;
-  request: string;
-  image: string;
-  input_cache_read: string;
-  input_cache_write: string;
-}
 interface ListedModel {
   id: string;
   name: string;
   context_length: number;
-  pricing: Pricing;
+  pricing: RouterPricing;
   top_provider: { context_length: number; max_completion_tokens: number | null; is_moderated: boolean };
   supported_parameters: string[];
 }
@@ -45,7 +37,7 @@ interface ListedEndpoint {
   quantization: string;
   context_length: number;
   max_completion_tokens: number | null;
-  pricing: Pricing;
+  pricing: RouterPricing;
 }
 interface KeyCreated {
   data: { id: string; workspace_id: string; name: string };
@@ -170,7 +162,7 @@ describe("PUT /models/:author/:slug and its endpoints", () => {
       }),
     );
     expect(saved.id).toBe("acme:acme/widget-1");
-    const pricing: Pricing = {
+    const pricing: RouterPricing = {
       prompt: "0.000000123456",
       completion: "0.0000025",
       request: "0.0005",

@@ -4,7 +4,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import seedJson from "../../src/catalog/seed.json";
-import { call, expectError, provision } from "../helpers";
+import { call, expectError, provision, type RouterPricing } from "../helpers";
 
 interface SeedProvider {
   slug: string;
@@ -37,14 +37,6 @@ interface SeedEndpoint {
 }
 const seed: { providers: SeedProvider[]; models: SeedModel[]; endpoints: SeedEndpoint[] } = seedJson;
 
-interface Pricing {
-  prompt: string;
-  completion: string;
-  request: string;
-  image: string;
-  input_cache_read: string;
-  input_cache_write: string;
-}
 interface RouterModel {
   id: string;
   canonical_slug: string;
@@ -53,7 +45,7 @@ interface RouterModel {
   description: string;
   context_length: number;
   architecture: { modality: string; input_modalities: string[]; output_modalities: string[]; tokenizer: string };
-  pricing: Pricing;
+  pricing: RouterPricing;
   top_provider: { context_length: number; max_completion_tokens: number | null; is_moderated: boolean };
   supported_parameters: string[];
 }
@@ -63,7 +55,7 @@ interface RouterEndpoint {
   tag: string;
   context_length: number;
   max_completion_tokens: number | null;
-  pricing: Pricing;
+  pricing: RouterPricing;
   quantization: string;
   region: string;
   supported_parameters: string[];
@@ -92,7 +84,7 @@ function nanos(usd: string): bigint {
   return BigInt(whole + fraction.padEnd(9, "0"));
 }
 
-function expectedPricing(e: SeedEndpoint): Pricing {
+function expectedPricing(e: SeedEndpoint): RouterPricing {
   return {
     prompt: perToken(e.promptPrice),
     completion: perToken(e.completionPrice),

@@ -5,7 +5,8 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../../context";
 import { requireAdmin } from "./auth";
+import { byokAdmin } from "./byok";
 import { catalogAdmin } from "./catalog";
 import { workspaceAdmin } from "./workspaces";
 
-export const admin = new Hono<AppEnv>().use(requireAdmin).route("/", catalogAdmin).route("/", workspaceAdmin);
+export const admin = new Hono<AppEnv>().use(requireAdmin).route("/", catalogAdmin).route("/", workspaceAdmin).route("/", byokAdmin);

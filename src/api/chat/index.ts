@@ -6,6 +6,8 @@ import { Hono } from "hono";
 import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
 import { admissionInput, rateLimitHeaders, refusalError } from "../../billing/admission";
 import { chargeFor, recordGeneration, settle, type Outcome, type SettlementContext } from "../../billing/settlement";
+import { getByokKeys } from "../../auth/byok-store";
+import { byokTerms } from "../../billing/byok";
 import { getCatalog } from "../../catalog/store";
 import type { AppEnv } from "../../context";
 import { GatewayError } from "../../errors";
@@ -60,16 +62,18 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   const req = validate(chatRequestSchema, await readJsonBody(c.req.raw));
   const auth = c.get("auth");
   const modelIds = modelsOf(req, auth.workspace.defaultModel);
-  const catalog = await getCatalog(c.env.DB);
-  const plan = planRoute(catalog, modelIds, req, envLookup(c.env));
+  // Both come from isolate caches when warm: no D1 read.
+  const [catalog, byokKeys] = await Promise.all([getCatalog(c.env.DB), getByokKeys(c.env, auth.workspace.id)]);
+  const plan = planRoute(catalog, modelIds, req, envLookup(c.env), byokKeys);
   if (plan.candidates.length === 0) throw noCandidateError(plan, modelIds);
 
   const generation = { id: newGenerationId(), created: Math.floor(startedAt / 1000) };
   // The one Durable Object round trip before the upstream call: key status, limits, reservation.
   const ledger = c.env.LEDGER.getByName(auth.workspace.id);
-  const admitted = await ledger.admit(admissionInput(generation.id, req, plan.candidates, auth));
+  const terms = byokTerms(c.env);
+  const admitted = await ledger.admit(admissionInput(generation.id, req, plan.candidates, auth, terms.feeBps));
   if (!admitted.ok) throw refusalError(admitted);
-  const settlement: SettlementContext = { env: c.env, auth, holdId: admitted.holdId };
+  const settlement: SettlementContext = { env: c.env, auth, holdId: admitted.holdId, byokTerms: terms };
   const release = () => ledger.release(admitted.holdId).then(() => undefined);
   const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise.catch(logFailure));
   // Without max_tokens and short of the model's maximum, the cap is what the balance affords.
@@ -105,11 +109,12 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
       generation,
       headers,
       billing: {
-        charge: (candidate, usage, finishReason) => chargeFor(candidate, usage, finishReason).chargedMicros,
+        charge: (candidate, usage, finishReason) => chargeFor(candidate, usage, finishReason, terms),
         settle: async (end) => {
           const outcome = outcomeOf(end.candidate, end, true);
           const charge = await settle(settlement, outcome);
           waitUntil(recordGeneration(settlement, outcome, charge));
+          return charge;
         },
         release,
         waitUntil,
@@ -156,15 +161,19 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
     cacheWriteTokens: 0,
     reasoningTokens: 0,
   };
-  const charge = chargeFor(candidate, usage, completion.finishReason);
+  const expected = chargeFor(candidate, usage, completion.finishReason, terms);
   const outcome = outcomeOf(
     candidate,
     { usage, finishReason: completion.finishReason, nativeFinishReason: completion.nativeFinishReason, cancelled: false, firstTokenAt: null, endedAt: Date.now() },
     false,
   );
-  waitUntil(settle(settlement, outcome).then((settled) => recordGeneration(settlement, outcome, settled)));
+  const settled = settle(settlement, outcome);
+  waitUntil(settled.then((charge) => recordGeneration(settlement, outcome, charge)));
+  // Platform-keyed charges are known here; a BYOK fee depends on the month's allowance, which
+  // only the ledger knows, so a BYOK answer waits for its settlement (one RPC).
+  const charge = candidate.byok ? await settled.catch(() => expected) : expected;
   const meta = { ...generation, model: candidate.model.id, provider: candidate.endpoint.provider.name };
-  return c.json(completionJson(meta, completion, usage, charge.chargedMicros), 200, headers(candidate));
+  return c.json(completionJson(meta, completion, usage, charge), 200, headers(candidate));
 });
 
 function logFailure(error: unknown): void {

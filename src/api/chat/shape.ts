@@ -21,20 +21,29 @@ export function newGenerationId(): string {
   return `gen-${Math.floor(Date.now() / 1000)}-${hex}`;
 }
 
-export function usageJson(usage: Usage, costMicros: number) {
+/** What a response says about its cost: the charge, and for BYOK the platform-equivalent cost. */
+export interface ReportedCost {
+  /** µ$ charged (for BYOK, the fee). */
+  chargedMicros: number;
+  /** µ$ the request costs at the endpoint's prices. */
+  upstreamMicros: number;
+  byok: boolean;
+}
+
+export function usageJson(usage: Usage, cost: ReportedCost) {
   return {
     prompt_tokens: usage.promptTokens,
     completion_tokens: usage.completionTokens,
     total_tokens: usage.promptTokens + usage.completionTokens,
     prompt_tokens_details: { cached_tokens: usage.cachedTokens, cache_write_tokens: usage.cacheWriteTokens },
     completion_tokens_details: { reasoning_tokens: usage.reasoningTokens },
-    cost: microsToUsd(costMicros),
-    is_byok: false,
-    cost_details: { upstream_inference_cost: null },
+    cost: microsToUsd(cost.chargedMicros),
+    is_byok: cost.byok,
+    cost_details: { upstream_inference_cost: cost.byok ? microsToUsd(cost.upstreamMicros) : null },
   };
 }
 
-export function completionJson(meta: GenerationMeta, completion: Completion, usage: Usage, costMicros: number) {
+export function completionJson(meta: GenerationMeta, completion: Completion, usage: Usage, cost: ReportedCost) {
   const message: Record<string, unknown> = {
     role: "assistant",
     content: completion.content,
@@ -59,7 +68,7 @@ export function completionJson(meta: GenerationMeta, completion: Completion, usa
         message,
       },
     ],
-    usage: usageJson(usage, costMicros),
+    usage: usageJson(usage, cost),
   };
 }
 
@@ -106,7 +115,7 @@ export function toolCallDeltaJson(calls: ToolCallDelta[]): NonNullable<ChunkDelt
   });
 }
 
-export function usageChunkJson(meta: GenerationMeta, usage: Usage, costMicros: number) {
+export function usageChunkJson(meta: GenerationMeta, usage: Usage, cost: ReportedCost) {
   return {
     id: meta.id,
     object: "chat.completion.chunk",
@@ -115,7 +124,7 @@ export function usageChunkJson(meta: GenerationMeta, usage: Usage, costMicros: n
     provider: meta.provider,
     system_fingerprint: null,
     choices: [],
-    usage: usageJson(usage, costMicros),
+    usage: usageJson(usage, cost),
   };
 }
 

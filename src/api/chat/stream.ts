@@ -19,7 +19,7 @@ import type { FinishReason, StreamDecoder, StreamEvent, Usage } from "../../prov
 import { attemptFailure, describeError, failureError, withFailover, type AttemptRecord, type FailoverOptions, type OpenedUpstream } from "../../routing/failover";
 import type { Candidate } from "../../routing/plan";
 import type { ChatRequest } from "../../schemas/openai";
-import { chunkJson, errorChunkJson, toolCallDeltaJson, usageChunkJson, type ChunkDelta, type GenerationMeta } from "./shape";
+import { chunkJson, errorChunkJson, toolCallDeltaJson, usageChunkJson, type ChunkDelta, type GenerationMeta, type ReportedCost } from "./shape";
 
 export interface StreamSetup {
   req: ChatRequest;
@@ -48,10 +48,13 @@ export interface StreamEnd {
 
 /** The money side of a stream, supplied by the route. */
 export interface StreamBilling {
-  /** µ$ charged for this usage, as the usage chunk reports it. */
-  charge(candidate: Candidate, usage: Usage, finishReason: FinishReason | null): number;
-  /** Settle a stream that reached an upstream; awaited before the stream's last byte. */
-  settle(end: StreamEnd): Promise<void>;
+  /** The expected charge for this usage, reported when settlement fails. */
+  charge(candidate: Candidate, usage: Usage, finishReason: FinishReason | null): ReportedCost;
+  /**
+   * Settle a stream that reached an upstream and return what was charged (the ledger decides a
+   * BYOK fee); awaited before the usage chunk, so the chunk reports the real charge.
+   */
+  settle(end: StreamEnd): Promise<ReportedCost>;
   /** Drop the hold of a stream that never reached an upstream's first token. */
   release(): Promise<void>;
   waitUntil(promise: Promise<unknown>): void;
@@ -142,6 +145,8 @@ class StreamRelay {
   #finish: { finishReason: FinishReason; nativeFinishReason: string | null } | null = null;
   #deliveredChars = 0;
   #finalUsage: Usage | null = null;
+  /** The one settlement (or release) of this stream, once started; null when it failed. */
+  #settlement: Promise<ReportedCost | null> | null = null;
   #firstTokenAt: number | null = null;
   #lastWrite = Date.now();
   #keepAlive: ReturnType<typeof setInterval> | undefined;
@@ -272,7 +277,7 @@ class StreamRelay {
   /** The upstream ended: close with usage and [DONE], or as an error if it never finished. */
   async #end(): Promise<void> {
     if (!this.#finish) return this.#fail("Upstream stream ended before the response was finished", "provider_unavailable", true);
-    this.#writeUsage(false);
+    await this.#writeUsage(false);
     this.#write(DONE_EVENT);
     await this.#close();
   }
@@ -280,9 +285,9 @@ class StreamRelay {
   async #fail(message: string, errorType: UpstreamErrorType, delivered: boolean): Promise<void> {
     this.#write(encodeData(errorChunkJson(this.#meta!, message, errorType)));
     this.#finish ??= { finishReason: "error", nativeFinishReason: null };
-    if (delivered) this.#writeUsage(true);
-    this.#write(DONE_EVENT);
     this.#upstream?.controller.abort();
+    if (delivered) await this.#writeUsage(true);
+    this.#write(DONE_EVENT);
     await this.#close();
   }
 
@@ -298,41 +303,50 @@ class StreamRelay {
     return usage;
   }
 
-  /** Exactly one usage chunk, priced as it will be charged. */
-  #writeUsage(interrupted: boolean): void {
+  /** Settle, then exactly one usage chunk reporting what was charged. */
+  async #writeUsage(interrupted: boolean): Promise<void> {
     const candidate = this.#upstream?.candidate;
     if (!candidate) return;
     const usage = this.#usageNow(interrupted);
     this.#finalUsage = usage;
-    const charged = this.setup.billing.charge(candidate, usage, this.#finish?.finishReason ?? null);
+    const charged = (await this.#settle(false)) ?? this.setup.billing.charge(candidate, usage, this.#finish?.finishReason ?? null);
     this.#write(encodeData(usageChunkJson(this.#meta!, usage, charged)));
   }
 
-  /** Settle (or release) once; the stream's last byte waits for it. */
-  #settle(cancelled: boolean): Promise<void> {
+  /** Settle (or release) once, whoever asks first; the stream's last byte waits for it. */
+  #settle(cancelled: boolean): Promise<ReportedCost | null> {
+    this.#settlement ??= this.#settleOnce(cancelled);
+    return this.#settlement;
+  }
+
+  async #settleOnce(cancelled: boolean): Promise<ReportedCost | null> {
     const candidate = this.#upstream?.candidate;
     const { billing } = this.setup;
-    if (!candidate) return billing.release();
-    return billing.settle({
-      candidate,
-      usage: this.#finalUsage ?? this.#usageNow(true),
-      finishReason: this.#finish?.finishReason ?? null,
-      nativeFinishReason: this.#finish?.nativeFinishReason ?? null,
-      cancelled,
-      firstTokenAt: this.#firstTokenAt,
-      endedAt: Date.now(),
-    });
+    try {
+      if (!candidate) {
+        await billing.release();
+        return null;
+      }
+      return await billing.settle({
+        candidate,
+        usage: this.#finalUsage ?? this.#usageNow(true),
+        finishReason: this.#finish?.finishReason ?? null,
+        nativeFinishReason: this.#finish?.nativeFinishReason ?? null,
+        cancelled,
+        firstTokenAt: this.#firstTokenAt,
+        endedAt: Date.now(),
+      });
+    } catch (error) {
+      // The client already has (or is getting) its answer; the hold expires and the failure is logged.
+      console.error(JSON.stringify({ level: "error", msg: "stream settlement failed", error: String(error) }));
+      return null;
+    }
   }
 
   async #close(): Promise<void> {
     if (this.#closed) return;
     this.#stop();
-    try {
-      await this.#settle(false);
-    } catch (error) {
-      // The client already has its answer; the hold expires and the failure is logged.
-      console.error(JSON.stringify({ level: "error", msg: "stream settlement failed", error: String(error) }));
-    }
+    await this.#settle(false);
     this.#controller.close();
   }
 }

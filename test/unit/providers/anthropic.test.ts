@@ -1,9 +1,8 @@
 /// <reference types="vite/client" />
 import { describe, expect, it } from "vitest";
-import { GatewayError } from "../../../src/errors";
 import { anthropic } from "../../../src/providers/anthropic";
-import { SSEReader, type SSEMessage } from "../../../src/providers/sse";
-import type { ReasoningDetail, StreamEvent, UpstreamTarget, Usage } from "../../../src/providers/types";
+import type { SSEMessage } from "../../../src/providers/sse";
+import type { StreamEvent, UpstreamTarget } from "../../../src/providers/types";
 import { chatRequestSchema } from "../../../src/schemas/openai";
 import errorAuthentication from "../../fixtures/anthropic/error-authentication.json?raw";
 import errorContextLimit from "../../fixtures/anthropic/error-context-limit.json?raw";
@@ -14,6 +13,7 @@ import responseThinkingTools from "../../fixtures/anthropic/response-thinking-to
 import streamError from "../../fixtures/anthropic/stream-error.sse?raw";
 import streamTextTools from "../../fixtures/anthropic/stream-text-tools.sse?raw";
 import streamThinking from "../../fixtures/anthropic/stream-thinking.sse?raw";
+import { accumulate, caught, decodeText, describeSplitDecoding } from "./harness";
 
 const MODEL = "claude-sonnet-4-5-20250929";
 const USER_HI = { role: "user", content: "Hi" } as const;
@@ -44,70 +44,10 @@ function bodyOf(request: Record<string, unknown>, upstream?: UpstreamTarget): Re
   return Object.fromEntries(Object.entries(body));
 }
 
-function caught(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof GatewayError) return error;
-    throw error;
-  }
-  throw new Error("expected a GatewayError");
-}
-
-async function readMessages(chunks: Uint8Array[]): Promise<SSEMessage[]> {
-  const queue = [...chunks];
-  const reader = new SSEReader(
-    new ReadableStream<Uint8Array>({
-      pull(controller) {
-        const next = queue.shift();
-        if (next) controller.enqueue(next);
-        else controller.close();
-      },
-    }),
-  );
-  const messages: SSEMessage[] = [];
-  for (let message = await reader.next(); message; message = await reader.next()) messages.push(message);
-  return messages;
-}
-
-async function decodeChunks(chunks: Uint8Array[]): Promise<StreamEvent[]> {
-  const decoder = anthropic.createStreamDecoder();
-  return (await readMessages(chunks)).flatMap((message) => decoder.decode(message));
-}
-
-const decodeSSE = (text: string): Promise<StreamEvent[]> => decodeChunks([new TextEncoder().encode(text)]);
+const decodeSSE = (text: string): Promise<StreamEvent[]> => decodeText(anthropic, text);
 
 function sse(type: string, data: Record<string, unknown>): SSEMessage {
   return { event: type, data: JSON.stringify({ type, ...data }), id: undefined };
-}
-
-/** What a client ends up with after applying every delta, as the gateway's encoder would forward them. */
-function accumulate(events: StreamEvent[]) {
-  const result = {
-    content: "",
-    reasoning: "",
-    reasoningDetails: [] as ReasoningDetail[],
-    toolCalls: [] as { id: string; name: string; arguments: string }[],
-    finish: [] as Extract<StreamEvent, { type: "finish" }>[],
-    usage: [] as Usage[],
-    errors: [] as Extract<StreamEvent, { type: "error" }>[],
-  };
-  for (const event of events) {
-    if (event.type === "delta") {
-      result.content += event.content ?? "";
-      result.reasoning += event.reasoning ?? "";
-      result.reasoningDetails.push(...(event.reasoningDetails ?? []));
-      for (const call of event.toolCalls ?? []) {
-        const slot = (result.toolCalls[call.index] ??= { id: "", name: "", arguments: "" });
-        slot.id += call.id ?? "";
-        slot.name += call.name ?? "";
-        slot.arguments += call.arguments ?? "";
-      }
-    } else if (event.type === "finish") result.finish.push(event);
-    else if (event.type === "usage") result.usage.push(event.usage);
-    else result.errors.push(event);
-  }
-  return result;
 }
 
 describe("anthropic.buildRequest", () => {
@@ -848,41 +788,7 @@ describe("anthropic stream decoder", () => {
     expect(error.metadata).toEqual({ error_type: "invalid_response" });
   });
 
-  // Thousands of decodes each: generous timeouts so a busy machine does not fail them.
-  describe("split at arbitrary byte boundaries", { timeout: 60_000 }, () => {
-    const fixtures = { streamTextTools, streamThinking, streamError };
-
-    it.each(Object.entries(fixtures))("decodes %s identically for every two-way split", async (_name, text) => {
-      const bytes = new TextEncoder().encode(text);
-      const whole = await decodeChunks([bytes]);
-      expect(whole.length).toBeGreaterThan(2);
-      for (let cut = 1; cut < bytes.length; cut++) {
-        expect(await decodeChunks([bytes.slice(0, cut), bytes.slice(cut)])).toEqual(whole);
-      }
-    });
-
-    it.each(Object.entries(fixtures))("decodes %s identically when cut into many small irregular pieces", async (_name, text) => {
-      const bytes = new TextEncoder().encode(text);
-      const whole = await decodeChunks([bytes]);
-      // A fixed-seed LCG so failures reproduce.
-      let seed = 0x5eed;
-      const random = (max: number): number => {
-        seed = (seed * 1103515245 + 12345) % 2 ** 31;
-        return 1 + (seed % max);
-      };
-      for (const maxPiece of [1, 2, 3, 5, 17, 64]) {
-        for (let run = 0; run < 5; run++) {
-          const chunks: Uint8Array[] = [];
-          for (let at = 0; at < bytes.length; ) {
-            const size = random(maxPiece);
-            chunks.push(bytes.slice(at, at + size));
-            at += size;
-          }
-          expect(await decodeChunks(chunks)).toEqual(whole);
-        }
-      }
-    });
-  });
+  describeSplitDecoding(anthropic, { streamTextTools, streamThinking, streamError }, { seed: 0x5eed, maxPieces: [1, 2, 3, 5, 17, 64] });
 });
 
 describe("anthropic.parseError", () => {

@@ -1,9 +1,7 @@
 /// <reference types="vite/client" />
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { GatewayError } from "../../../src/errors";
 import { gemini } from "../../../src/providers/gemini";
-import { SSEReader } from "../../../src/providers/sse";
 import type { StreamEvent, UpstreamTarget } from "../../../src/providers/types";
 import { chatRequestSchema, type ChatRequest } from "../../../src/schemas/openai";
 import blockedPrompt from "../../fixtures/gemini/blocked-prompt.json";
@@ -20,6 +18,7 @@ import streamError from "../../fixtures/gemini/stream-error.sse?raw";
 import streamToolCalls from "../../fixtures/gemini/stream-tool-calls.sse?raw";
 import textResponse from "../../fixtures/gemini/text.json";
 import thinkingResponse from "../../fixtures/gemini/thinking.json";
+import { caught, decodeChunks } from "./harness";
 
 const API_KEY = "AIzaSyD-test-key-0123456789abcdefghijk";
 
@@ -61,16 +60,6 @@ function bodyOf(req: ChatRequest, target: UpstreamTarget = aiStudio, stream = fa
 function generationConfigOf(req: ChatRequest): unknown {
   const body = bodyOf(req);
   return typeof body === "object" && body !== null && "generationConfig" in body ? body.generationConfig : undefined;
-}
-
-function caught(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof GatewayError) return error;
-    throw error;
-  }
-  throw new Error("expected a GatewayError");
 }
 
 const weatherTool = {
@@ -923,22 +912,7 @@ describe("gemini.parseResponse", () => {
   });
 });
 
-function sseBody(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(controller) {
-      for (const chunk of chunks) controller.enqueue(chunk);
-      controller.close();
-    },
-  });
-}
-
-async function decodeSSE(chunks: Uint8Array[]): Promise<StreamEvent[]> {
-  const reader = new SSEReader(sseBody(chunks));
-  const decoder = gemini.createStreamDecoder();
-  const events: StreamEvent[] = [];
-  for (let message = await reader.next(); message; message = await reader.next()) events.push(...decoder.decode(message));
-  return events;
-}
+const decodeSSE = (chunks: Uint8Array[]): Promise<StreamEvent[]> => decodeChunks(gemini, chunks);
 
 function splitAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
   const points = [0, ...[...new Set(cuts)].sort((a, b) => a - b), bytes.length];

@@ -1,8 +1,7 @@
 /// <reference types="vite/client" />
 import { describe, expect, it } from "vitest";
-import { GatewayError } from "../../../src/errors";
 import { openAICompatible } from "../../../src/providers/openai-compatible";
-import { SSEReader, type SSEMessage } from "../../../src/providers/sse";
+import type { SSEMessage } from "../../../src/providers/sse";
 import type { ProviderOptions, ReasoningDetail, StreamEvent, UpstreamTarget, Usage } from "../../../src/providers/types";
 import { chatRequestSchema } from "../../../src/schemas/openai";
 import errorBadGateway from "../../fixtures/openai/error-bad-gateway.html?raw";
@@ -23,6 +22,7 @@ import streamOpenRouterReasoning from "../../fixtures/openai/stream-openrouter-r
 import streamParallelTools from "../../fixtures/openai/stream-parallel-tools.sse?raw";
 import streamText from "../../fixtures/openai/stream-text.sse?raw";
 import streamToolsIndexZero from "../../fixtures/openai/stream-tools-index-zero.sse?raw";
+import { accumulate, caught, decodeText, describeSplitDecoding } from "./harness";
 
 const API_KEY = "sk-proj-test-key-0123456789";
 const USER_HI = { role: "user", content: "Hi" } as const;
@@ -73,38 +73,7 @@ function named<T extends { name: string }>(rows: T[]): [string, T][] {
   return rows.map((row) => [row.name, row]);
 }
 
-function caught(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof GatewayError) return error;
-    throw error;
-  }
-  throw new Error("expected a GatewayError");
-}
-
-async function readMessages(chunks: Uint8Array[]): Promise<SSEMessage[]> {
-  const queue = [...chunks];
-  const reader = new SSEReader(
-    new ReadableStream<Uint8Array>({
-      pull(controller) {
-        const next = queue.shift();
-        if (next) controller.enqueue(next);
-        else controller.close();
-      },
-    }),
-  );
-  const messages: SSEMessage[] = [];
-  for (let message = await reader.next(); message; message = await reader.next()) messages.push(message);
-  return messages;
-}
-
-async function decodeChunks(chunks: Uint8Array[]): Promise<StreamEvent[]> {
-  const decoder = openAICompatible.createStreamDecoder();
-  return (await readMessages(chunks)).flatMap((message) => decoder.decode(message));
-}
-
-const decodeSSE = (text: string): Promise<StreamEvent[]> => decodeChunks([new TextEncoder().encode(text)]);
+const decodeSSE = (text: string): Promise<StreamEvent[]> => decodeText(openAICompatible, text);
 
 /** One SSE message carrying a chat completion chunk. */
 function chunk(data: Record<string, unknown>): SSEMessage {
@@ -113,35 +82,6 @@ function chunk(data: Record<string, unknown>): SSEMessage {
 
 function deltaChunk(delta: Record<string, unknown>, finishReason: string | null = null): SSEMessage {
   return chunk({ choices: [{ index: 0, delta, finish_reason: finishReason }] });
-}
-
-/** What a client ends up with after applying every delta, as the gateway's encoder would forward them. */
-function accumulate(events: StreamEvent[]) {
-  const result = {
-    content: "",
-    reasoning: "",
-    reasoningDetails: [] as ReasoningDetail[],
-    toolCalls: [] as { id: string; name: string; arguments: string }[],
-    finish: [] as Extract<StreamEvent, { type: "finish" }>[],
-    usage: [] as Usage[],
-    errors: [] as Extract<StreamEvent, { type: "error" }>[],
-  };
-  for (const event of events) {
-    if (event.type === "delta") {
-      result.content += event.content ?? "";
-      result.reasoning += event.reasoning ?? "";
-      result.reasoningDetails.push(...(event.reasoningDetails ?? []));
-      for (const call of event.toolCalls ?? []) {
-        const slot = (result.toolCalls[call.index] ??= { id: "", name: "", arguments: "" });
-        slot.id += call.id ?? "";
-        slot.name += call.name ?? "";
-        slot.arguments += call.arguments ?? "";
-      }
-    } else if (event.type === "finish") result.finish.push(event);
-    else if (event.type === "usage") result.usage.push(event.usage);
-    else result.errors.push(event);
-  }
-  return result;
 }
 
 function usage(promptTokens: number, completionTokens: number, cachedTokens = 0, cacheWriteTokens = 0, reasoningTokens = 0): Usage {
@@ -783,48 +723,11 @@ describe("openAI-compatible stream decoder", () => {
     expect(error.metadata).toEqual({ error_type: "invalid_response" });
   });
 
-  // Thousands of decodes each: generous timeouts so a busy machine does not fail them.
-  describe("split at arbitrary byte boundaries", { timeout: 120_000 }, () => {
-    const fixtures = {
-      streamText,
-      streamParallelTools,
-      streamToolsIndexZero,
-      streamDeepSeekReasoning,
-      streamOpenRouterReasoning,
-      streamError,
-    };
-
-    it.each(Object.entries(fixtures))("decodes %s identically for every two-way split", async (_name, text) => {
-      const bytes = new TextEncoder().encode(text);
-      const whole = await decodeChunks([bytes]);
-      expect(whole.length).toBeGreaterThan(2);
-      for (let cut = 1; cut < bytes.length; cut++) {
-        expect(await decodeChunks([bytes.slice(0, cut), bytes.slice(cut)])).toEqual(whole);
-      }
-    });
-
-    it.each(Object.entries(fixtures))("decodes %s identically when cut into many small irregular pieces", async (_name, text) => {
-      const bytes = new TextEncoder().encode(text);
-      const whole = await decodeChunks([bytes]);
-      // A fixed-seed LCG so failures reproduce.
-      let seed = 0x0a1c;
-      const random = (max: number): number => {
-        seed = (seed * 1103515245 + 12345) % 2 ** 31;
-        return 1 + (seed % max);
-      };
-      for (const maxPiece of [1, 2, 3, 7, 31, 200]) {
-        for (let run = 0; run < 5; run++) {
-          const chunks: Uint8Array[] = [];
-          for (let at = 0; at < bytes.length; ) {
-            const size = random(maxPiece);
-            chunks.push(bytes.slice(at, at + size));
-            at += size;
-          }
-          expect(await decodeChunks(chunks)).toEqual(whole);
-        }
-      }
-    });
-  });
+  describeSplitDecoding(
+    openAICompatible,
+    { streamText, streamParallelTools, streamToolsIndexZero, streamDeepSeekReasoning, streamOpenRouterReasoning, streamError },
+    { seed: 0x0a1c, maxPieces: [1, 2, 3, 7, 31, 200] },
+  );
 });
 
 describe("openAICompatible.parseError", () => {

@@ -477,3 +477,41 @@ describe("describeExclusions", () => {
     );
   });
 });
+
+describe("planRoute with the workspace's own keys (BYOK)", () => {
+  const keys = (entries: Record<string, string>) => new Map(Object.entries(entries));
+
+  it("tries BYOK endpoints first, keeping price order within each group", () => {
+    const plan = planRoute(catalog, [LLAMA], chat(), envOf(), keys({ together: "tgp-own", groq: "gsk-own" }));
+    expect(plan.candidates.map((c) => [c.endpoint.providerSlug, c.byok, c.target.apiKey])).toEqual([
+      ["groq", true, "gsk-own"],
+      ["together", true, "tgp-own"],
+      ["deepinfra", false, "deepinfra-key"],
+    ]);
+  });
+
+  it("puts a BYOK endpoint ahead of provider.order, then applies the order to the rest", () => {
+    const plan = planRoute(catalog, [LLAMA], chat({ provider: { order: ["groq"] } }), envOf(), keys({ together: "tgp-own" }));
+    expect(plan.candidates.map((c) => c.endpoint.providerSlug)).toEqual(["together", "groq", "deepinfra"]);
+  });
+
+  it("never moves a later model's BYOK endpoint ahead of an earlier model", () => {
+    const plan = planRoute(catalog, [GPT, LLAMA], chat(), envOf(), keys({ together: "tgp-own" }));
+    expect(route(plan)).toEqual([`${GPT}@openai`, `${GPT}@azure-eu`, `${LLAMA}@together`, `${LLAMA}@deepinfra`, `${LLAMA}@groq`]);
+  });
+
+  it("routes to a provider the platform has no credential for when the workspace has a key", () => {
+    const plan = planRoute(catalog, [MISTRAL_SMALL], chat(), without("MISTRAL_API_KEY"), keys({ mistral: "mistral-own" }));
+    expect(plan.candidates.map((c) => [c.endpoint.providerSlug, c.byok, c.target.apiKey])).toEqual([["mistral", true, "mistral-own"]]);
+  });
+
+  it("marks platform-keyed candidates byok: false without a BYOK map", () => {
+    expect(planRoute(catalog, [GPT], chat(), envOf()).candidates.map((c) => c.byok)).toEqual([false, false]);
+  });
+
+  it("still needs a base URL for a BYOK endpoint", () => {
+    const plan = planRoute(catalog, [GPT], chat(), without("AZURE_OPENAI_EU_BASE_URL"), keys({ "azure-eu": "azure-own" }));
+    expect(route(plan)).toEqual([`${GPT}@openai`]);
+    expect(plan.excluded).toEqual([{ model: GPT, provider: "azure-eu", reason: "no base URL configured (AZURE_OPENAI_EU_BASE_URL)" }]);
+  });
+});

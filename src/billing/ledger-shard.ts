@@ -1,0 +1,366 @@
+/**
+ * @module billing/ledger-shard
+ * The `LedgerShard` Durable Object: one of N admission objects of a hot workspace, each admitting
+ * against credit leased from the workspace's Ledger (docs/ledger-leases.md). It reuses the
+ * Ledger's tables and admission decision: its `balance` row is its lease (grants in, charges and
+ * returns out), so `admitRequest` — key state, rate limits, money — runs unchanged against it.
+ *
+ * The money contract mirrors the Ledger's: a request is admitted only against credit the shard
+ * holds; when its lease is short the shard asks the ledger for more inside the admission, and when
+ * the ledger cannot grant enough it refuses (or caps) exactly as the ledger would. Charges go into
+ * an outbox and reach the ledger's journal in numbered batches within about a second. Every RPC
+ * to the ledger about the lease runs one at a time (`#serial`), and no read of the lease is held
+ * across one: the grant is added to whatever the lease is when the answer comes back.
+ *
+ * Not leased: keys with a credit limit and BYOK admissions go to the ledger itself (the limit and
+ * the monthly BYOK allowance are workspace-wide counters only the ledger can keep exact).
+ */
+import { DurableObject } from "cloudflare:workers";
+import { z } from "zod";
+import { admitRequest, type Admission } from "./ledger-admit";
+import { reservationMicros } from "./ledger-budget";
+import { ensureLeaseSchema, type LeaseView } from "./ledger-lease";
+import { ensureSchema } from "./ledger-migrations";
+import { addUsage, emptyUsage } from "./ledger-periods";
+import { countInWindow } from "./ledger-rate";
+import { admitInputSchema, settleInputSchema, type AdmitResult, type KeyConfig, type SettleInput, type SettleResult } from "./ledger-schema";
+import {
+  FLUSH_MS,
+  IDLE_RETURN_MS,
+  KEY_STATUS_MAX_AGE_MS,
+  MAX_REFILLS,
+  prefetchMicros,
+  shardName,
+  splitLimits,
+  type RecentReservation,
+} from "./ledger-shard-policy";
+import { ShardStore, ensureShardSchema, type ShardConfig } from "./ledger-shard-store";
+import { LedgerStore, WORKSPACE_SCOPE, keyScope } from "./ledger-store";
+
+const clock = z.number().int().optional();
+const holdIdSchema = z.string().min(1).max(128);
+
+export const shardRefSchema = z
+  .object({ workspaceId: z.string().min(1), index: z.number().int().nonnegative(), count: z.number().int().positive().max(256) })
+  .refine((s) => s.index < s.count, "the shard index must be below the shard count");
+
+/** The Ledger's admission input plus which shard of which workspace is asked. */
+export const shardAdmitInputSchema = admitInputSchema.extend({ shard: shardRefSchema });
+export type ShardAdmitInput = z.input<typeof shardAdmitInputSchema>;
+
+/** The shard's books, for operators and tests. */
+export interface ShardLeaseView {
+  /** Credit the shard holds by its own books: granted − charged − returned, µ$. */
+  leaseMicros: number;
+  /** Reserved by the shard's live holds. */
+  heldMicros: number;
+  /** What admissions may still reserve without asking the ledger. */
+  freeMicros: number;
+  /** Charges and returns the ledger has not acknowledged yet. */
+  unreportedChargesMicros: number;
+  unreportedReturnsMicros: number;
+}
+
+type Step = { kind: "done"; admission: Admission } | { kind: "short"; needMicros: number };
+
+export class LedgerShard extends DurableObject<Env> {
+  readonly #store: LedgerStore;
+  readonly #shard: ShardStore;
+  /** The tail of the chain that runs lease RPCs to the ledger one at a time. */
+  #queue: Promise<unknown> = Promise.resolve();
+  /** Reservations of the last seconds, for lease sizing (lost on eviction: sizing restarts small). */
+  #recent: RecentReservation[] = [];
+  readonly #keyChecks = new Map<string, Promise<void>>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#store = new LedgerStore(ctx.storage.sql);
+    this.#shard = new ShardStore(ctx.storage.sql);
+    void ctx.blockConcurrencyWhile(async () => {
+      ensureSchema(ctx.storage);
+      ensureLeaseSchema(ctx.storage);
+      ensureShardSchema(ctx.storage);
+    });
+  }
+
+  /**
+   * Admit a request against the lease, as the Ledger's `admit` would. Keys with a credit limit
+   * and BYOK requests are admitted by the ledger itself (their hold lives there; `settle` and
+   * `release` forward them). The workspace's rate limits are split evenly among the shards.
+   */
+  async admit(input: ShardAdmitInput): Promise<AdmitResult> {
+    const { shard, ...parsed } = shardAdmitInputSchema.parse(input);
+    const now = parsed.now ?? Date.now();
+    this.ctx.storage.transactionSync(() => this.#bind(shard));
+    const local = { ...parsed, workspaceLimits: splitLimits(parsed.workspaceLimits, shard.count) };
+    if (!this.#store.hold(parsed.requestId) && (parsed.key.limitMicros !== null || parsed.byok)) {
+      return this.#ledger(shard).admit({ ...local, now });
+    }
+    await this.#checkKey(shard, parsed.key, now);
+
+    let dry = false;
+    for (let attempt = 0; ; attempt++) {
+      const final = dry || attempt >= MAX_REFILLS;
+      const step = this.ctx.storage.transactionSync((): Step => {
+        const need = this.#shortOf(local, now);
+        if (need !== null && !final) return { kind: "short", needMicros: need };
+        const admission = admitRequest(this.#store, local, now);
+        this.#shard.setMeta("last_admit_at", now);
+        return { kind: "done", admission };
+      });
+      if (step.kind === "short") {
+        dry = !(await this.#refill(shard, step.needMicros, now));
+        continue;
+      }
+      const { result, alarmAt } = step.admission;
+      if (result.ok) this.#recent.push({ at: now, micros: result.reservedMicros });
+      // Wake for the first hold expiry or, sooner, to give the lease back if traffic stops.
+      const wake = Math.min(alarmAt ?? Infinity, now + IDLE_RETURN_MS);
+      if (alarmAt === null) await this.#scheduleAlarm(wake, now);
+      else await this.#setAlarm(wake);
+      if (!result.ok && result.reason === "insufficient_credits") return { ...result, balanceMicros: this.#shard.meta("ledger_balance") ?? 0 };
+      return result;
+    }
+  }
+
+  /**
+   * Charge a request this shard admitted: the lease pays at once, the charge reaches the ledger's
+   * journal with the next flush. A hold this shard does not know is the ledger's (a forwarded
+   * admission) or already gone; the ledger's `settle` answers for it.
+   */
+  async settle(input: SettleInput): Promise<SettleResult> {
+    const parsed = settleInputSchema.parse(input);
+    const now = parsed.now ?? Date.now();
+    const store = this.#store;
+    const local = this.ctx.storage.transactionSync((): SettleResult | null => {
+      const hold = store.hold(parsed.holdId);
+      if (!hold) return null;
+      if (parsed.byok === true || hold.byok) {
+        throw new Error("ledger shard: BYOK settlement of a shard-admitted request is not supported (docs/ledger-leases.md)");
+      }
+      store.deleteHold(hold.id);
+      if (hold.expiresAt <= now) return { settled: false, chargedMicros: 0, balanceMicros: this.#workspaceBalance() };
+      const charged = parsed.costMicros;
+      store.appendJournal({ at: now, kind: "charge", amountMicros: -charged, keyId: hold.keyId, reference: parsed.generationId, note: null });
+      const key = store.key(hold.keyId);
+      if (key) store.saveUsage(hold.keyId, addUsage(key.usage, charged, 0, now));
+      const tokens = Math.max(0, parsed.tokens - hold.promptTokens);
+      for (const scope of [keyScope(hold.keyId), WORKSPACE_SCOPE]) store.saveWindow(scope, countInWindow(store.window(scope), now, 0, tokens));
+      if (charged > 0) this.#shard.addCharge(hold.keyId, charged, 0, parsed.generationId, now);
+      return { settled: true, chargedMicros: charged, balanceMicros: this.#workspaceBalance() };
+    });
+    if (local !== null) {
+      if (local.chargedMicros > 0) await this.#scheduleAlarm(now + FLUSH_MS, now);
+      return local;
+    }
+    const config = this.#shard.config();
+    return config ? this.#ledger(config).settle(input) : { settled: false, chargedMicros: 0, balanceMicros: 0 };
+  }
+
+  /** Drop a hold without charge; the ledger's `release` answers for holds this shard does not know. */
+  async release(holdId: string, now?: number): Promise<boolean> {
+    const id = holdIdSchema.parse(holdId);
+    const at = clock.parse(now) ?? Date.now();
+    const hold = this.#store.hold(id);
+    if (hold) {
+      this.#store.deleteHold(id);
+      return hold.expiresAt > at;
+    }
+    const config = this.#shard.config();
+    return config ? this.#ledger(config).release(id, at) : false;
+  }
+
+  /**
+   * Give the ledger back every µ$ of the lease that no live hold reserves, then report. Returns
+   * what was given back. Admissions meanwhile simply refill.
+   */
+  async returnUnused(now?: number): Promise<number> {
+    const at = clock.parse(now) ?? Date.now();
+    const returned = this.ctx.storage.transactionSync(() => this.#moveFreeToOutbox(at));
+    await this.flush(at);
+    return returned;
+  }
+
+  /**
+   * Send unacknowledged charges and returns to the ledger, oldest first, until none is left, and
+   * hear whether the ledger wants idle credit back. Returns the ledger's last answer (null before
+   * the shard has admitted anything).
+   */
+  flush(now?: number): Promise<LeaseView | null> {
+    const at = clock.parse(now) ?? Date.now();
+    return this.#serial(async () => {
+      const config = this.#shard.config();
+      if (!config) return null;
+      // At least one call, even with nothing to report: it is how the shard hears of a reclaim.
+      for (;;) {
+        const entries = this.#shard.outbox(1000);
+        const view = await this.#ledger(config).settleLease(shardName(config.workspaceId, config.index), entries, at);
+        this.ctx.storage.transactionSync(() => this.#afterLedger(view, true, at));
+        if (entries.length < 1000) return view;
+      }
+    });
+  }
+
+  /**
+   * What the alarm runs, callable with a clock in tests: expire crashed requests' holds, give the
+   * lease back when idle or when the ledger asked, report, and schedule the next run.
+   */
+  async tick(now?: number): Promise<void> {
+    const at = clock.parse(now) ?? Date.now();
+    const idle = this.ctx.storage.transactionSync(() => {
+      this.#store.deleteExpiredHolds(at);
+      const lastAdmit = this.#shard.meta("last_admit_at") ?? 0;
+      return at - lastAdmit >= IDLE_RETURN_MS || this.#shard.meta("reclaim") === 1;
+    });
+    if (idle) this.ctx.storage.transactionSync(() => this.#moveFreeToOutbox(at));
+    await this.flush(at);
+    const next = this.ctx.storage.transactionSync(() => {
+      const times: number[] = [];
+      const expiry = this.#store.earliestExpiry();
+      if (expiry !== null) times.push(expiry);
+      if (this.#shard.unreported().entries > 0) times.push(at + FLUSH_MS);
+      if (this.#free(at) > 0) times.push(Math.max(at + 1, (this.#shard.meta("last_admit_at") ?? 0) + IDLE_RETURN_MS));
+      const next = times.length > 0 ? Math.min(...times) : null;
+      this.#store.setAlarmAt(next);
+      return next;
+    });
+    if (next === null) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(next);
+  }
+
+  override async alarm(): Promise<void> {
+    await this.tick();
+  }
+
+  /** The shard's books at `now`. */
+  lease(now?: number): ShardLeaseView {
+    const at = clock.parse(now) ?? Date.now();
+    const unreported = this.#shard.unreported();
+    return {
+      leaseMicros: this.#store.balance().balance,
+      heldMicros: this.#store.heldMicros(at),
+      freeMicros: this.#free(at),
+      unreportedChargesMicros: unreported.charges,
+      unreportedReturnsMicros: unreported.returns,
+    };
+  }
+
+  /** Remember which shard this object is (the alarm has no input to tell it). */
+  #bind(shard: ShardConfig): void {
+    const stored = this.#shard.config();
+    if (stored && (stored.workspaceId !== shard.workspaceId || stored.index !== shard.index)) {
+      throw new Error(`ledger shard: this object is ${shardName(stored.workspaceId, stored.index)}, not ${shardName(shard.workspaceId, shard.index)}`);
+    }
+    if (!stored || stored.count !== shard.count) this.#shard.saveConfig(shard);
+  }
+
+  #ledger(config: ShardConfig) {
+    return this.env.LEDGER.getByName(config.workspaceId);
+  }
+
+  #free(now: number): number {
+    return this.#store.balance().balance - this.#store.heldMicros(now);
+  }
+
+  /** The workspace balance as last seen from the ledger, less charges not reported yet. */
+  #workspaceBalance(): number {
+    return (this.#shard.meta("ledger_balance") ?? 0) - this.#shard.unreported().charges;
+  }
+
+  /**
+   * The full reservation a request needs when the lease cannot cover it (null when it can, or
+   * when the admission will be refused before money is looked at or is a retry).
+   */
+  #shortOf(input: z.output<typeof admitInputSchema>, now: number): number | null {
+    if (this.#store.hold(input.requestId)) return null;
+    const stored = this.#store.key(input.key.id)?.config ?? input.key;
+    if (stored.disabled || (stored.expiresAt !== null && stored.expiresAt <= now)) return null;
+    const need = reservationMicros(input.promptMicros, input.requestedMaxTokens ?? input.modelMaxTokens, input.completionPrice);
+    return this.#free(now) >= need ? null : need;
+  }
+
+  /**
+   * Top the lease up so `needMicros` fits, plus LEASE_SECONDS of recent reservations (capped at a
+   * share of the ledger's free credit). True when the ledger granted at least the shortfall.
+   */
+  #refill(shard: ShardConfig, needMicros: number, now: number): Promise<boolean> {
+    return this.#serial(async () => {
+      const short = needMicros - this.#free(now);
+      if (short <= 0) return true;
+      this.#recent = this.#recent.filter((r) => r.at > now - 60_000);
+      const ask = short + prefetchMicros(this.#recent, now, this.#shard.meta("ledger_available") ?? 0, shard.count);
+      const grant = await this.#ledger(shard).grantLease(shardName(shard.workspaceId, shard.index), ask, now);
+      this.ctx.storage.transactionSync(() => {
+        this.#store.appendJournal({ at: now, kind: "topup", amountMicros: grant.grantedMicros, keyId: null, reference: null, note: "lease grant" });
+        this.#afterLedger(grant, false, now);
+      });
+      return grant.grantedMicros >= short;
+    });
+  }
+
+  /**
+   * Record the ledger's answer. After a flush that left nothing unreported, and with no other
+   * lease RPC in flight (they run one at a time), the ledger's lease is the truth: bring the
+   * shard's books to it (a lost grant answer, or a settlement overrun the ledger stopped at zero).
+   */
+  #afterLedger(view: LeaseView, acked: boolean, now: number): void {
+    this.#shard.setMeta("ledger_balance", view.balanceMicros);
+    this.#shard.setMeta("ledger_available", view.availableMicros);
+    this.#shard.setMeta("reclaim", view.reclaim ? 1 : 0);
+    if (!acked) return;
+    this.#shard.dropOutbox(view.ackedId);
+    if (this.#shard.unreported().entries > 0) return;
+    const drift = view.leasedMicros - this.#store.balance().balance;
+    if (drift !== 0) {
+      this.#store.appendJournal({ at: now, kind: "adjustment", amountMicros: drift, keyId: null, reference: null, note: "lease reconciliation" });
+    }
+  }
+
+  /** Move the free part of the lease into the outbox as a return. Synchronous; returns the µ$. */
+  #moveFreeToOutbox(now: number): number {
+    const free = this.#free(now);
+    if (free <= 0) return 0;
+    this.#store.appendJournal({ at: now, kind: "adjustment", amountMicros: -free, keyId: null, reference: null, note: "lease return" });
+    this.#shard.addReturn(free, now);
+    return free;
+  }
+
+  /** Ask the ledger for a key's status when the shard's copy is older than KEY_STATUS_MAX_AGE_MS. */
+  async #checkKey(shard: ShardConfig, snapshot: KeyConfig, now: number): Promise<void> {
+    const checked = this.#shard.keyCheckedAt(snapshot.id);
+    if (checked !== null && checked <= now && now - checked < KEY_STATUS_MAX_AGE_MS) return;
+    const pending = this.#keyChecks.get(snapshot.id);
+    if (pending) return pending;
+    const check = (async () => {
+      const [status] = await this.#ledger(shard).keyStatuses([snapshot], now);
+      if (!status) return;
+      this.ctx.storage.transactionSync(() => {
+        const stored = this.#store.key(snapshot.id);
+        const config = { ...(stored?.config ?? snapshot), disabled: status.disabled, expiresAt: status.expiresAt };
+        this.#store.upsertKey(config, stored?.usage ?? emptyUsage(now));
+        this.#shard.setKeyChecked(snapshot.id, now);
+      });
+    })().finally(() => this.#keyChecks.delete(snapshot.id));
+    this.#keyChecks.set(snapshot.id, check);
+    return check;
+  }
+
+  /** Run lease RPCs one at a time, in call order; a failure does not block the next. */
+  #serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task, task);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Move the alarm earlier to `at` if it is not already due by then. */
+  async #scheduleAlarm(at: number, now: number): Promise<void> {
+    const pending = this.#store.alarmAt();
+    if (pending !== null && pending > now && pending <= at) return;
+    await this.#setAlarm(at);
+  }
+
+  async #setAlarm(at: number): Promise<void> {
+    this.#store.setAlarmAt(at);
+    await this.ctx.storage.setAlarm(at);
+  }
+}
