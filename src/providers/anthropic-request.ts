@@ -7,6 +7,7 @@
  * `thinking` / `redacted_thinking` blocks, which is what lets tool loops with extended thinking
  * continue across turns.
  */
+import { parseToolArguments } from "./json";
 import { catalogHeaders } from "./headers";
 import { z } from "zod";
 import { GatewayError } from "../errors";
@@ -97,17 +98,6 @@ function userBlocks(content: string | ContentPart[]): (TextBlock | ImageBlock | 
   });
 }
 
-function toolInput(name: string, args: string): Record<string, unknown> {
-  if (!args.trim()) return {};
-  let input: unknown;
-  try {
-    input = JSON.parse(args);
-  } catch {
-    throw badRequest(`Arguments of the assistant's call to tool "${name}" are not valid JSON`);
-  }
-  if (!isRecord(input)) throw badRequest(`Arguments of the assistant's call to tool "${name}" must be a JSON object`);
-  return input;
-}
 
 const textDetailSchema = z.looseObject({
   type: z.literal("reasoning.text"),
@@ -158,7 +148,7 @@ function assistantBlocks(message: Extract<ChatMessage, { role: "assistant" }>): 
   const blocks: AssistantBlock[] = thinkingBlocks(message.reasoning_details ?? []);
   if (message.content != null) blocks.push(...textBlocks(message.content, "assistant"));
   for (const call of message.tool_calls ?? []) {
-    blocks.push({ type: "tool_use", id: call.id, name: call.function.name, input: toolInput(call.function.name, call.function.arguments) });
+    blocks.push({ type: "tool_use", id: call.id, name: call.function.name, input: parseToolArguments(call.function.name, call.function.arguments) });
   }
   return blocks;
 }

@@ -6,9 +6,10 @@
  * for redacted thinking, format `anthropic-claude-v1`) so clients can hand it back next turn.
  */
 import { z } from "zod";
-import { GatewayError, type UpstreamErrorType } from "../errors";
+import type { UpstreamErrorType } from "../errors";
 import { ANTHROPIC_REASONING_FORMAT, buildAnthropicRequest } from "./anthropic-request";
 import { isRecord, parseErrorBody } from "./errors";
+import { invalidResponse, parseEventJson } from "./json";
 import type { SSEMessage } from "./sse";
 import type {
   Completion,
@@ -22,8 +23,6 @@ import type {
 
 export { ANTHROPIC_REASONING_FORMAT, ANTHROPIC_VERSION, VERTEX_ANTHROPIC_VERSION } from "./anthropic-request";
 
-const invalidResponse = (message: string): GatewayError =>
-  new GatewayError("upstream_error", message, { metadata: { error_type: "invalid_response" } });
 
 /** Anthropic's stop reasons as OpenRouter's finish reasons. */
 export function normaliseAnthropicStop(reason: string | null | undefined): FinishReason | null {
@@ -189,12 +188,7 @@ class AnthropicStreamDecoder implements StreamDecoder {
   decode(message: SSEMessage): StreamEvent[] {
     const data = message.data.trim();
     if (!data) return [];
-    let json: unknown;
-    try {
-      json = JSON.parse(data);
-    } catch {
-      throw invalidResponse("Upstream sent a malformed stream event");
-    }
+    const json = parseEventJson(data);
     const type = message.event === "error" ? "error" : isRecord(json) ? json.type : undefined;
     if (typeof type !== "string") throw invalidResponse("Upstream sent a stream event without a type");
     if (type === "content_block_stop") return this.#blockStop(json);

@@ -5,6 +5,7 @@
  * unread. What Gemini cannot express (tool results for calls nobody made, unparsable tool
  * arguments, media it cannot fetch) is a 400 here rather than a vaguer one upstream.
  */
+import { parseToolArguments } from "./json";
 import { catalogHeaders } from "./headers";
 import { z } from "zod";
 import { GatewayError } from "../errors";
@@ -125,17 +126,6 @@ function userParts(content: string | ContentPart[]): GeminiPart[] {
   return parts;
 }
 
-function parseArguments(name: string, raw: string): Record<string, unknown> {
-  if (!raw.trim()) return {};
-  let args: unknown;
-  try {
-    args = JSON.parse(raw);
-  } catch {
-    throw badRequest(`Arguments of the assistant's call to tool "${name}" are not valid JSON`);
-  }
-  if (!isRecord(args)) throw badRequest(`Arguments of the assistant's call to tool "${name}" must be a JSON object`);
-  return args;
-}
 
 /** Thought signatures carried by an assistant message, by tool call id (`""` for the text part). */
 function signaturesOf(message: AssistantMessage): Map<string, string> {
@@ -160,7 +150,7 @@ function assistantParts(message: AssistantMessage, toolNames: Map<string, string
   for (const call of message.tool_calls ?? []) {
     const name = call.function.name;
     toolNames.set(call.id, name);
-    const functionCall = { name, args: parseArguments(name, call.function.arguments) };
+    const functionCall = { name, args: parseToolArguments(name, call.function.arguments) };
     const signature = signatures.get(call.id);
     parts.push(signature ? { functionCall, thoughtSignature: signature } : { functionCall });
   }

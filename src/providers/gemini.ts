@@ -9,8 +9,9 @@
  * `reasoning.encrypted`, format `google-gemini-v1`, keyed by tool call id (OpenRouter's shape),
  * and come back onto the matching `functionCall` part.
  */
+import { invalidResponse, parseEventJson } from "./json";
 import { z } from "zod";
-import { GatewayError, type UpstreamErrorType } from "../errors";
+import type { UpstreamErrorType } from "../errors";
 import { classifyStatus, isRecord, parseErrorBody } from "./errors";
 import { buildGeminiRequest, GEMINI_SIGNATURE_FORMAT } from "./gemini-request";
 import type { SSEMessage } from "./sse";
@@ -142,9 +143,6 @@ function translateParts(parts: Part[]): TranslatedParts {
   return out;
 }
 
-function invalidResponse(message: string): GatewayError {
-  return new GatewayError("upstream_error", message, { metadata: { error_type: "invalid_response" } });
-}
 
 /** Google's canonical status names, which say more than the HTTP status alone. */
 function classifyGoogleStatus(status: string | undefined, httpStatus: number | undefined, message: string): UpstreamErrorType {
@@ -250,12 +248,7 @@ class GeminiStreamDecoder implements StreamDecoder {
   decode(message: SSEMessage): StreamEvent[] {
     const data = message.data.trim();
     if (!data) return [];
-    let json: unknown;
-    try {
-      json = JSON.parse(data);
-    } catch {
-      throw invalidResponse("Gemini sent a malformed stream event");
-    }
+    const json = parseEventJson(data, "Gemini");
     const parsed = chunkSchema.safeParse(json);
     if (!parsed.success) throw invalidResponse("Gemini sent a stream event that is not a GenerateContentResponse");
     const chunk = parsed.data;

@@ -5,6 +5,7 @@
  * configuration (base URL, auth header, Azure's deployment path and api-version), kept in the
  * catalog's provider rows. Unknown request fields pass through untouched.
  */
+import { parseEventJson } from "./json";
 import { z } from "zod";
 import { GatewayError } from "../errors";
 import { GATEWAY_ONLY_FIELDS, type ChatRequest } from "../schemas/openai";
@@ -232,14 +233,7 @@ class OpenAIStreamDecoder implements StreamDecoder {
   decode(message: SSEMessage): StreamEvent[] {
     const data = message.data.trim();
     if (!data || data === "[DONE]") return [];
-    let json: unknown;
-    try {
-      json = JSON.parse(data);
-    } catch {
-      throw new GatewayError("upstream_error", "Upstream sent a malformed stream event", {
-        metadata: { error_type: "invalid_response" },
-      });
-    }
+    const json = parseEventJson(data);
     const parsed = chunkSchema.safeParse(json);
     if (!parsed.success) {
       throw new GatewayError("upstream_error", "Upstream sent a stream event that is not a chat completion chunk", {

@@ -14,6 +14,11 @@ export interface GenerationMeta {
   provider: string;
 }
 
+/** The fields every response and chunk of one generation shares. */
+function envelope(meta: GenerationMeta, object: "chat.completion" | "chat.completion.chunk") {
+  return { id: meta.id, object, created: meta.created, model: meta.model, provider: meta.provider, system_fingerprint: null };
+}
+
 export function newGenerationId(): string {
   const random = crypto.getRandomValues(new Uint8Array(12));
   let hex = "";
@@ -53,12 +58,7 @@ export function completionJson(meta: GenerationMeta, completion: Completion, usa
   if (completion.reasoningDetails.length) message.reasoning_details = completion.reasoningDetails;
   if (completion.toolCalls.length) message.tool_calls = completion.toolCalls;
   return {
-    id: meta.id,
-    object: "chat.completion",
-    created: meta.created,
-    model: meta.model,
-    provider: meta.provider,
-    system_fingerprint: null,
+    ...envelope(meta, "chat.completion"),
     choices: [
       {
         index: 0,
@@ -86,12 +86,7 @@ export function chunkJson(
   finish: { finishReason: FinishReason; nativeFinishReason: string | null } | null = null,
 ) {
   return {
-    id: meta.id,
-    object: "chat.completion.chunk",
-    created: meta.created,
-    model: meta.model,
-    provider: meta.provider,
-    system_fingerprint: null,
+    ...envelope(meta, "chat.completion.chunk"),
     choices: [
       {
         index: 0,
@@ -117,12 +112,7 @@ export function toolCallDeltaJson(calls: ToolCallDelta[]): NonNullable<ChunkDelt
 
 export function usageChunkJson(meta: GenerationMeta, usage: Usage, cost: ReportedCost) {
   return {
-    id: meta.id,
-    object: "chat.completion.chunk",
-    created: meta.created,
-    model: meta.model,
-    provider: meta.provider,
-    system_fingerprint: null,
+    ...envelope(meta, "chat.completion.chunk"),
     choices: [],
     usage: usageJson(usage, cost),
   };
@@ -131,11 +121,7 @@ export function usageChunkJson(meta: GenerationMeta, usage: Usage, cost: Reporte
 /** OpenRouter's mid-stream error event: HTTP stays 200, the choice finishes with "error". */
 export function errorChunkJson(meta: GenerationMeta, message: string, errorType: string) {
   return {
-    id: meta.id,
-    object: "chat.completion.chunk",
-    created: meta.created,
-    model: meta.model,
-    provider: meta.provider,
+    ...envelope(meta, "chat.completion.chunk"),
     error: { code: 502, message, metadata: { error_type: errorType } },
     choices: [{ index: 0, delta: { content: "" }, finish_reason: "error", native_finish_reason: "error" }],
   };

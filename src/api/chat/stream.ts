@@ -10,7 +10,6 @@
  * token becomes OpenRouter's mid-stream error event and the stream still ends cleanly. A client
  * that disconnects aborts the upstream fetch.
  */
-import { costMicros } from "../../billing/pricing";
 import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
 import type { UpstreamErrorType } from "../../errors";
 import { adapterFor } from "../../providers/registry";
