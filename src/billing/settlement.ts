@@ -10,6 +10,7 @@ import type { KeyContext } from "../auth/api-keys";
 import { generations } from "../db/schema";
 import type { FinishReason, Usage } from "../providers/types";
 import type { Candidate } from "../routing/plan";
+import type { AdmissionTarget } from "./admission-target";
 import type { ByokTerms } from "./byok";
 import { basisPointsMicros } from "./fees";
 import { costMicros } from "./pricing";
@@ -60,17 +61,20 @@ export interface SettlementContext {
   env: Env;
   auth: KeyContext;
   holdId: string;
+  /** The object that admitted the request; it holds the hold and settles it. */
+  target: AdmissionTarget;
   byokTerms: ByokTerms;
 }
 
 /**
- * Settle with the ledger and return what was charged. A BYOK request's fee is computed inside the
+ * Settle with the object that admitted the request (the ledger or a shard) and return what was
+ * charged. A BYOK request's fee is computed inside the
  * ledger's transaction from its platform-equivalent cost and the month's remaining free allowance,
  * so the ledger's answer is the charge.
  */
 export async function settle(ctx: SettlementContext, outcome: Outcome): Promise<Charge> {
   const charge = chargeFor(outcome.candidate, outcome.usage, outcome.finishReason, ctx.byokTerms);
-  const ledger = ctx.env.LEDGER.getByName(ctx.auth.workspace.id);
+  const ledger = ctx.target;
   const common = {
     holdId: ctx.holdId,
     tokens: outcome.usage.promptTokens + outcome.usage.completionTokens,

@@ -26,6 +26,11 @@ export const workspaces = sqliteTable("workspaces", {
   rpm: integer("rpm"),
   tpm: integer("tpm"),
   concurrency: integer("concurrency"),
+  /**
+   * LedgerShard objects admitting this workspace's requests (1–64; 1: the Ledger admits every
+   * request). See docs/ledger-leases.md.
+   */
+  ledgerShards: integer("ledger_shards").notNull().default(1),
   createdAt: createdAt(),
 });
 

@@ -24,6 +24,8 @@ const workspaceBody = z.strictObject({
   rpm: perMinute,
   tpm: perMinute,
   concurrency: perMinute,
+  /** LedgerShard objects admitting this workspace's requests; 1 (the default) means none. */
+  ledger_shards: z.number().int().min(1).max(64).optional(),
 });
 
 const topUpBody = z.strictObject({
@@ -59,6 +61,7 @@ export const workspaceAdmin = new Hono<AppEnv>()
       ...(body.rpm !== undefined ? { rpm: body.rpm } : {}),
       ...(body.tpm !== undefined ? { tpm: body.tpm } : {}),
       ...(body.concurrency !== undefined ? { concurrency: body.concurrency } : {}),
+      ...(body.ledger_shards !== undefined ? { ledgerShards: body.ledger_shards } : {}),
     };
     const [saved] = await drizzle(c.env.DB).insert(workspaces).values(row).onConflictDoUpdate({ target: workspaces.id, set: row }).returning();
     forgetWorkspace(id);

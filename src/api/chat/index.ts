@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
 import { admissionInput, rateLimitHeaders, refusalError } from "../../billing/admission";
+import { admissionTarget } from "../../billing/admission-target";
 import { chargeFor, recordGeneration, settle, type Outcome, type SettlementContext } from "../../billing/settlement";
 import { getByokKeys } from "../../auth/byok-store";
 import { byokTerms } from "../../billing/byok";
@@ -69,12 +70,14 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
 
   const generation = { id: newGenerationId(), created: Math.floor(startedAt / 1000) };
   // The one Durable Object round trip before the upstream call: key status, limits, reservation.
-  const ledger = c.env.LEDGER.getByName(auth.workspace.id);
+  // The workspace's Ledger or, for a sharded workspace, the key's LedgerShard; the same object
+  // settles or releases the hold.
+  const target = admissionTarget(c.env, auth, plan.candidates);
   const terms = byokTerms(c.env);
-  const admitted = await ledger.admit(admissionInput(generation.id, req, plan.candidates, auth, terms.feeBps));
+  const admitted = await target.admit(admissionInput(generation.id, req, plan.candidates, auth, terms.feeBps));
   if (!admitted.ok) throw refusalError(admitted);
-  const settlement: SettlementContext = { env: c.env, auth, holdId: admitted.holdId, byokTerms: terms };
-  const release = () => ledger.release(admitted.holdId).then(() => undefined);
+  const settlement: SettlementContext = { env: c.env, auth, holdId: admitted.holdId, target, byokTerms: terms };
+  const release = () => target.release(admitted.holdId).then(() => undefined);
   const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise.catch(logFailure));
   // Without max_tokens and short of the model's maximum, the cap is what the balance affords.
   const upstreamReq: ChatRequest = admitted.capped ? { ...req, max_tokens: admitted.maxTokens, max_completion_tokens: undefined } : req;

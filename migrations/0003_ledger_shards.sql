@@ -1,0 +1,1 @@
+ALTER TABLE `workspaces` ADD `ledger_shards` integer DEFAULT 1 NOT NULL;

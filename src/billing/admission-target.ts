@@ -1,0 +1,57 @@
+/**
+ * @module billing/admission-target
+ * Which Durable Object admits a request: the workspace's `Ledger`, or one of its `LedgerShard`s
+ * when the workspace is sharded (`ledger_shards` > 1, docs/ledger-leases.md). The chosen target
+ * admits, settles and releases the request, so its hold is always found where it was made.
+ *
+ * The Ledger keeps what only it can keep exact: keys with a credit limit (the limit is not leased)
+ * and plans holding any BYOK candidate (the monthly BYOK allowance is a workspace-wide counter,
+ * and a shard cannot settle a hold as BYOK). Everything else goes to the key's shard, chosen by a
+ * stable hash of the key id, so a key's own rate limits live on one object.
+ */
+import type { KeyContext } from "../auth/api-keys";
+import type { Candidate } from "../routing/plan";
+import type { AdmitInput, AdmitResult, SettleInput, SettleResult } from "./ledger-schema";
+import { shardForKey, shardName } from "./ledger-shard-policy";
+
+/** The most shards a workspace may have (the admin API's bound; the shard accepts up to 256). */
+export const MAX_LEDGER_SHARDS = 64;
+
+/** One request's admission object: the same stub answers admit, settle and release. */
+export interface AdmissionTarget {
+  /** `ledger`, or the shard's Durable Object name (`<workspace>#shard-<n>`). */
+  readonly name: string;
+  admit(input: AdmitInput): Promise<AdmitResult>;
+  settle(input: SettleInput): Promise<SettleResult>;
+  release(holdId: string): Promise<boolean>;
+}
+
+/** Whether a request must be admitted by the workspace Ledger rather than a shard. */
+export function needsLedger(shards: number, auth: KeyContext, candidates: readonly Candidate[]): boolean {
+  return shards <= 1 || auth.key.limitMicros !== null || candidates.some((c) => c.byok);
+}
+
+/** The admission object for a request of `auth`'s key that may be served by `candidates`. */
+export function admissionTarget(env: Env, auth: KeyContext, candidates: readonly Candidate[]): AdmissionTarget {
+  const workspaceId = auth.workspace.id;
+  const count = Math.min(auth.workspace.ledgerShards, MAX_LEDGER_SHARDS);
+  if (needsLedger(count, auth, candidates)) {
+    const ledger = env.LEDGER.getByName(workspaceId);
+    return {
+      name: "ledger",
+      admit: (input) => ledger.admit(input),
+      settle: (input) => ledger.settle(input),
+      release: (holdId) => ledger.release(holdId),
+    };
+  }
+  const index = shardForKey(auth.key.id, count);
+  const name = shardName(workspaceId, index);
+  const shard = env.LEDGER_SHARD.getByName(name);
+  return {
+    name,
+    // The shard learns its workspace, index and count from each admission (its alarm has no input).
+    admit: (input) => shard.admit({ ...input, shard: { workspaceId, index, count } }),
+    settle: (input) => shard.settle(input),
+    release: (holdId) => shard.release(holdId),
+  };
+}
