@@ -9,11 +9,10 @@
  * Standalone: `node tools/mock-provider/server.mjs --port 8790 [--host 127.0.0.1] [--log]`.
  */
 import { createServer } from "node:http";
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { route } from "./family.mjs";
 import { FaultRegistry, isFault } from "./faults.mjs";
 import { isRecord, makePlan, parseDirectives } from "./plan.mjs";
+import { isMain } from "../is-main.mjs";
 
 /** @typedef {import("node:http").IncomingMessage} Req */
 /** @typedef {import("node:http").ServerResponse} Res */
@@ -317,15 +316,7 @@ function parseArgs(argv) {
   return out;
 }
 
-const invokedDirectly = (() => {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-})();
-
-if (invokedDirectly) {
+if (isMain(import.meta.url)) {
   const mock = await startMockProvider(parseArgs(process.argv.slice(2)));
   console.log(`mock provider listening on ${mock.url}`);
   const stop = () => void mock.close().then(() => process.exit(0));

@@ -1,27 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { Catalog, CatalogEndpoint, CatalogModel } from "../../../src/catalog/store";
 import type { Endpoint, Model, Provider } from "../../../src/db/schema";
+import { provider } from "./fixtures";
 import { describeExclusions, planRoute, type Exclusion, type Plan } from "../../../src/routing/plan";
 import { resolveTarget, type EnvLookup } from "../../../src/routing/targets";
 import { chatRequestSchema, type ChatRequest } from "../../../src/schemas/openai";
-
-/** A provider row as D1 returns it; the env prefix is derived from the slug. */
-function provider(slug: string, overrides: Partial<Provider> = {}): Provider {
-  return {
-    slug,
-    name: slug,
-    family: "openai",
-    envPrefix: slug.toUpperCase().replaceAll("-", "_"),
-    baseUrl: `https://api.${slug}.example/v1`,
-    region: "global",
-    retainsPrompts: false,
-    trainsOnData: false,
-    zeroRetention: false,
-    options: {},
-    createdAt: 0,
-    ...overrides,
-  };
-}
 
 const PROVIDERS = {
   openai: provider("openai", { baseUrl: "https://api.openai.com/v1" }),

@@ -1,25 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { CatalogEndpoint } from "../../../src/catalog/store";
 import type { Provider } from "../../../src/db/schema";
+import { provider } from "./fixtures";
 import { preferenceFilter } from "../../../src/routing/preferences";
 import { chatRequestSchema } from "../../../src/schemas/openai";
-
-function provider(slug: string, policy: Partial<Provider> = {}): Provider {
-  return {
-    slug,
-    name: slug,
-    family: "openai",
-    envPrefix: slug.toUpperCase(),
-    baseUrl: `https://${slug}.example/v1`,
-    region: "global",
-    retainsPrompts: false,
-    trainsOnData: false,
-    zeroRetention: false,
-    options: {},
-    createdAt: 0,
-    ...policy,
-  };
-}
 
 function endpoint(p: Provider, overrides: Partial<CatalogEndpoint> = {}): CatalogEndpoint {
   return {
