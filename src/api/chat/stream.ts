@@ -8,7 +8,9 @@
  * from the upstream only as fast as the client reads: nothing is buffered whole), one finish
  * chunk, exactly one usage chunk with `choices: []`, then `[DONE]`. A failure after the first
  * token becomes OpenRouter's mid-stream error event and the stream still ends cleanly. A client
- * that disconnects aborts the upstream fetch.
+ * that disconnects aborts the upstream fetch. Settlement (one ledger RPC) happens once, just before
+ * the usage chunk, so the chunk reports what was charged and nothing waits on `waitUntil` after
+ * the last byte; a client that leaves early is settled in `waitUntil` for what it received.
  */
 import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
 import type { UpstreamErrorType } from "../../errors";
