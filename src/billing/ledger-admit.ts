@@ -9,7 +9,7 @@ import type { z } from "zod";
 import { fitBudget, reservationMicros } from "./ledger-budget";
 import { emptyUsage, limitUsage } from "./ledger-periods";
 import { checkRate, countInWindow, rollWindow, type Measure, type RateWindow } from "./ledger-rate";
-import type { AdmitRefusal, AdmitResult, KeyConfig, RateLimits, admitInputSchema } from "./ledger-schema";
+import type { AdmitRefusal, AdmitResult, Headroom, KeyConfig, RateLimits, admitInputSchema } from "./ledger-schema";
 import { WORKSPACE_SCOPE, keyScope, type Hold, type LedgerStore, type StoredKey } from "./ledger-store";
 
 /** How long an unsettled hold lives before it is released without charge (a crashed request). */
@@ -35,7 +35,12 @@ export function admitRequest(store: LedgerStore, input: ParsedAdmitInput, now: n
   store.deleteExpiredHolds(now);
   const existing = store.hold(input.requestId);
   // A retried admission of a request that already holds credits: the same answer, counted once.
-  if (existing) return { result: admitted(existing, scopesFor(store, existing.keyId, input, now), now), alarmAt: null };
+  if (existing) {
+    const scopes = scopesFor(store, existing.keyId, input, now);
+    const stored = store.key(existing.keyId);
+    const headroom = { freeMicros: freeAfterHolds(store, stored, existing.byok, now), ratesTight: scopes.some((scope) => ratesTight(scope, now)) };
+    return { result: admitted(existing, scopes, now, headroom), alarmAt: null };
+  }
 
   const key = reconcileKey(store, input.key, now);
   if (key.config.disabled) return refuse({ ok: false, reason: "key_disabled" });
@@ -66,7 +71,8 @@ export function admitRequest(store: LedgerStore, input: ParsedAdmitInput, now: n
     scope.window = countInWindow(scope.window, now, 1, input.promptTokens);
     store.saveWindow(scope.name, scope.window);
   }
-  return { result: admitted(hold, scopes, now), alarmAt: alarmToSchedule(store, hold, now) };
+  const headroom = { freeMicros: sized.freeMicros - hold.amount, ratesTight: scopes.some((scope) => ratesTight(scope, now)) };
+  return { result: admitted(hold, scopes, now, headroom), alarmAt: alarmToSchedule(store, hold, now) };
 }
 
 function refuse(refusal: AdmitRefusal): Admission {
@@ -155,7 +161,8 @@ function rateRefusal(scope: Scope, now: number, promptTokens: number): AdmitRefu
   return null;
 }
 
-type Sized = { ok: true; maxTokens: number } | { ok: false; refusal: AdmitRefusal };
+/** `freeMicros`: the smallest budget the request was fitted into (before its own hold). */
+type Sized = { ok: true; maxTokens: number; freeMicros: number } | { ok: false; refusal: AdmitRefusal };
 
 /**
  * Fit the request into the workspace's available credits (balance minus live holds and credit
@@ -165,13 +172,14 @@ type Sized = { ok: true; maxTokens: number } | { ok: false; refusal: AdmitRefusa
  */
 function sizeAgainstMoney(store: LedgerStore, key: StoredKey, input: ParsedAdmitInput, now: number): Sized {
   const balance = store.balance().balance;
-  const credit = fitBudget(balance - store.heldMicros(now) - store.leasedMicros(), input, input.modelMaxTokens);
+  const free = balance - store.heldMicros(now) - store.leasedMicros();
+  const credit = fitBudget(free, input, input.modelMaxTokens);
   if (!credit.ok) {
     const { requestedTokens, affordableTokens } = credit;
     return { ok: false, refusal: { ok: false, reason: "insufficient_credits", requestedTokens, affordableTokens, balanceMicros: balance } };
   }
   const { id, limitMicros, limitReset, includeByokInLimit } = key.config;
-  if (limitMicros === null || (input.byok && !includeByokInLimit)) return credit;
+  if (limitMicros === null || (input.byok && !includeByokInLimit)) return { ...credit, freeMicros: free };
   const remaining =
     limitMicros - limitUsage(key.usage, limitReset, includeByokInLimit, now) - store.keyHeldMicros(id, now, includeByokInLimit);
   const limit = fitBudget(remaining, input, credit.maxTokens);
@@ -182,10 +190,19 @@ function sizeAgainstMoney(store: LedgerStore, key: StoredKey, input: ParsedAdmit
       refusal: { ok: false, reason: "key_limit", requestedTokens, affordableTokens, limitRemainingMicros: Math.max(0, remaining) },
     };
   }
-  return limit;
+  return { ...limit, freeMicros: Math.min(free, remaining) };
 }
 
-function admitted(hold: Hold, scopes: Scope[], now: number): AdmitResult {
+/** Credit free once every live hold is counted: the workspace's, or the key's limit if smaller. */
+function freeAfterHolds(store: LedgerStore, key: StoredKey | null, byok: boolean, now: number): number {
+  const free = store.balance().balance - store.heldMicros(now) - store.leasedMicros();
+  if (!key || key.config.limitMicros === null || (byok && !key.config.includeByokInLimit)) return free;
+  const { id, limitMicros, limitReset, includeByokInLimit } = key.config;
+  const remaining = limitMicros - limitUsage(key.usage, limitReset, includeByokInLimit, now) - store.keyHeldMicros(id, now, includeByokInLimit);
+  return Math.min(free, remaining);
+}
+
+function admitted(hold: Hold, scopes: Scope[], now: number, headroom: Headroom): AdmitResult {
   return {
     ok: true,
     holdId: hold.id,
@@ -193,7 +210,16 @@ function admitted(hold: Hold, scopes: Scope[], now: number): AdmitResult {
     maxTokens: hold.maxTokens,
     capped: hold.capped,
     rate: tightestRpm(scopes, now),
+    headroom,
   };
+}
+
+/** Whether any limit of the scope is more than half used, counting the request just admitted. */
+function ratesTight(scope: Scope, now: number): boolean {
+  const { concurrency, rpm, tpm } = scope.limits;
+  if (concurrency !== null && (scope.liveHolds + 1) * 2 > concurrency) return true;
+  if (rpm !== null && checkRate(scope.window, now, "requests", rpm, 0).remaining * 2 < rpm) return true;
+  return tpm !== null && checkRate(scope.window, now, "tokens", tpm, 0).remaining * 2 < tpm;
 }
 
 /** The request limit with the fewest requests left, for X-RateLimit-* headers. */

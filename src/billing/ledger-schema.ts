@@ -77,6 +77,16 @@ export type AdmitRefusal =
       retryAfterSeconds: number;
     };
 
+/**
+ * Room left after an admission: the credit still free (the workspace's, or the key's remaining
+ * limit when that is smaller) and whether any rate limit is more than half used. An isolate uses
+ * it to decide whether its next request may start upstream while admission runs.
+ */
+export interface Headroom {
+  freeMicros: number;
+  ratesTight: boolean;
+}
+
 export type AdmitResult =
   | {
       ok: true;
@@ -88,6 +98,8 @@ export type AdmitResult =
       capped: boolean;
       /** For X-RateLimit-* headers on success: the tightest request limit, if any. */
       rate: { limit: number; remaining: number; resetAt: number } | null;
+      /** What the admitting object saw after this hold, for the isolate's next decision. */
+      headroom: Headroom;
     }
   | AdmitRefusal;
 

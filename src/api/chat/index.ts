@@ -4,8 +4,10 @@
  */
 import { Hono } from "hono";
 import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
-import { admissionInput, rateLimitHeaders, refusalError } from "../../billing/admission";
+import { admissionInput, rateLimitHeaders } from "../../billing/admission";
 import { admissionTarget } from "../../billing/admission-target";
+import { CappedRestart, openAdmission, type AdmittedHold } from "../../billing/admission-gate";
+import { outlookScope } from "../../billing/admission-outlook";
 import { chargeFor, recordGeneration, settle, type Outcome, type SettlementContext } from "../../billing/settlement";
 import { getByokKeys } from "../../auth/byok-store";
 import { byokTerms } from "../../billing/byok";
@@ -69,27 +71,31 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   if (plan.candidates.length === 0) throw noCandidateError(plan, modelIds);
 
   const generation = { id: newGenerationId(), created: Math.floor(startedAt / 1000) };
-  // The one Durable Object round trip before the upstream call: key status, limits, reservation.
-  // The workspace's Ledger or, for a sharded workspace, the key's LedgerShard; the same object
-  // settles or releases the hold.
+  // The one Durable Object round trip before any byte reaches the client: key status, limits,
+  // reservation. The workspace's Ledger or, for a sharded workspace, the key's LedgerShard; the
+  // same object settles or releases the hold. With ample room it runs alongside the first upstream
+  // attempt (billing/admission-outlook), otherwise before it.
   const target = admissionTarget(c.env, auth, plan.candidates);
   const terms = byokTerms(c.env);
-  const admitted = await target.admit(admissionInput(generation.id, req, plan.candidates, auth, terms.feeBps));
-  if (!admitted.ok) throw refusalError(admitted);
-  const settlement: SettlementContext = { env: c.env, auth, holdId: admitted.holdId, target, byokTerms: terms };
-  const release = () => target.release(admitted.holdId).then(() => undefined);
+  const gate = openAdmission(target, admissionInput(generation.id, req, plan.candidates, auth, terms.feeBps), outlookScope(target.name, auth.workspace.id, auth.key.id));
+  if (!gate.parallel) await gate.hold;
+  const settlementFor = (hold: AdmittedHold): SettlementContext => ({ env: c.env, auth, holdId: hold.holdId, target, byokTerms: terms });
   const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise.catch(logFailure));
-  // Without max_tokens and short of the model's maximum, the cap is what the balance affords.
-  const upstreamReq: ChatRequest = admitted.capped ? { ...req, max_tokens: admitted.maxTokens, max_completion_tokens: undefined } : req;
+  const release = () => gate.release();
 
   const attempts: AttemptRecord[] = [];
   const connectTimeoutMs = numberVar(c.env.UPSTREAM_CONNECT_TIMEOUT_MS, 15_000);
   const firstTokenTimeoutMs = numberVar(c.env.UPSTREAM_FIRST_TOKEN_TIMEOUT_MS, 60_000);
-  const headers = (candidate: Candidate): Record<string, string> => ({
-    ...routeHeaders(generation.id, candidate, attempts),
-    ...(admitted.capped ? { "x-switchyard-max-tokens": String(admitted.maxTokens) } : {}),
-    ...(admitted.rate ? rateLimitHeaders(admitted.rate.limit, admitted.rate.remaining, admitted.rate.resetAt) : {}),
-  });
+  // Called once admission has answered yes.
+  const headers = (candidate: Candidate): Record<string, string> => {
+    const admitted = gate.admitted;
+    return {
+      ...routeHeaders(generation.id, candidate, attempts),
+      "x-switchyard-admission": gate.parallel ? "parallel" : "first",
+      ...(admitted?.capped ? { "x-switchyard-max-tokens": String(admitted.maxTokens) } : {}),
+      ...(admitted?.rate ? rateLimitHeaders(admitted.rate.limit, admitted.rate.remaining, admitted.rate.resetAt) : {}),
+    };
+  };
   const outcomeOf = (candidate: Candidate, rest: Omit<Outcome, "generationId" | "requestId" | "candidate" | "attempts" | "startedAt" | "streamed">, streamed: boolean): Outcome => ({
     generationId: generation.id,
     requestId: c.get("requestId"),
@@ -100,13 +106,14 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
     ...rest,
   });
 
-  if (req.stream) {
-    return streamChat({
+  const streamed = (upstreamReq: ChatRequest, clientSignal: AbortSignal, ready: Promise<unknown>) =>
+    streamChat({
       req: upstreamReq,
       candidates: plan.candidates,
       attempts,
       failover: { connectTimeoutMs },
-      clientSignal: c.req.raw.signal,
+      clientSignal,
+      ready,
       firstTokenTimeoutMs,
       keepAliveMs: numberVar(c.env.STREAM_KEEPALIVE_SECONDS, 5) * 1000,
       generation,
@@ -114,6 +121,7 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
       billing: {
         charge: (candidate, usage, finishReason) => chargeFor(candidate, usage, finishReason, terms),
         settle: async (end) => {
+          const settlement = settlementFor(await gate.hold);
           const outcome = outcomeOf(end.candidate, end, true);
           const charge = await settle(settlement, outcome);
           waitUntil(recordGeneration(settlement, outcome, charge));
@@ -123,7 +131,6 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
         waitUntil,
       },
     });
-  }
 
   const readCompletion = async (opened: OpenedUpstream) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -143,41 +150,68 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
       clearTimeout(timer);
     }
   };
-  let result;
-  try {
-    result = await withFailover(upstreamReq, plan.candidates, attempts, { stream: false, connectTimeoutMs, clientSignal: c.req.raw.signal }, readCompletion);
-  } catch (error) {
-    waitUntil(release());
-    throw error;
-  }
-  if (!result) {
-    waitUntil(release());
-    throw failureError(attempts);
-  }
 
-  const { candidate } = result.opened;
-  const completion = result.value;
-  const usage = completion.usage ?? {
-    promptTokens: estimatePromptTokens(req),
-    completionTokens: estimateTokensFromChars((completion.content?.length ?? 0) + (completion.reasoning?.length ?? 0)),
-    cachedTokens: 0,
-    cacheWriteTokens: 0,
-    reasoningTokens: 0,
+  const completed = async (upstreamReq: ChatRequest, clientSignal: AbortSignal, ready: Promise<unknown>) => {
+    const run = withFailover(upstreamReq, plan.candidates, attempts, { stream: false, connectTimeoutMs, clientSignal }, readCompletion);
+    let result;
+    try {
+      [result] = await Promise.all([run, ready]);
+    } catch (error) {
+      // A refusal or a capped restart wins over whatever the aborted upstream call threw, and a
+      // restart keeps its hold.
+      await ready;
+      waitUntil(release());
+      throw error;
+    }
+    if (!result) {
+      waitUntil(release());
+      throw failureError(attempts);
+    }
+
+    const { candidate } = result.opened;
+    const completion = result.value;
+    const usage = completion.usage ?? {
+      promptTokens: estimatePromptTokens(req),
+      completionTokens: estimateTokensFromChars((completion.content?.length ?? 0) + (completion.reasoning?.length ?? 0)),
+      cachedTokens: 0,
+      cacheWriteTokens: 0,
+      reasoningTokens: 0,
+    };
+    const expected = chargeFor(candidate, usage, completion.finishReason, terms);
+    const outcome = outcomeOf(
+      candidate,
+      { usage, finishReason: completion.finishReason, nativeFinishReason: completion.nativeFinishReason, cancelled: false, firstTokenAt: null, endedAt: Date.now() },
+      false,
+    );
+    const settlement = settlementFor(await gate.hold);
+    const settled = settle(settlement, outcome);
+    waitUntil(settled.then((charge) => recordGeneration(settlement, outcome, charge)));
+    // Platform-keyed charges are known here; a BYOK fee depends on the month's allowance, which
+    // only the ledger knows, so a BYOK answer waits for its settlement (one RPC).
+    const charge = candidate.byok ? await settled.catch(() => expected) : expected;
+    const meta = { ...generation, model: candidate.model.id, provider: candidate.endpoint.provider.name };
+    return c.json(completionJson(meta, completion, usage, charge), 200, headers(candidate));
   };
-  const expected = chargeFor(candidate, usage, completion.finishReason, terms);
-  const outcome = outcomeOf(
-    candidate,
-    { usage, finishReason: completion.finishReason, nativeFinishReason: completion.nativeFinishReason, cancelled: false, firstTokenAt: null, endedAt: Date.now() },
-    false,
-  );
-  const settled = settle(settlement, outcome);
-  waitUntil(settled.then((charge) => recordGeneration(settlement, outcome, charge)));
-  // Platform-keyed charges are known here; a BYOK fee depends on the month's allowance, which
-  // only the ledger knows, so a BYOK answer waits for its settlement (one RPC).
-  const charge = candidate.byok ? await settled.catch(() => expected) : expected;
-  const meta = { ...generation, model: candidate.model.id, provider: candidate.endpoint.provider.name };
-  return c.json(completionJson(meta, completion, usage, charge), 200, headers(candidate));
+
+  const serve = req.stream ? streamed : completed;
+  const clientSignal = c.req.raw.signal;
+  if (!gate.parallel) return serve(cappedRequest(req, await gate.hold), clientSignal, gate.ready);
+  try {
+    return await serve(req, gate.signal ? AbortSignal.any([clientSignal, gate.signal]) : clientSignal, gate.ready);
+  } catch (error) {
+    if (!(error instanceof CappedRestart)) throw error;
+    // The balance fell between this isolate's last view and the admission: send the request
+    // again with the cap the hold was sized for (rare; the first call was aborted).
+    attempts.length = 0;
+    const hold = await gate.hold;
+    return serve(cappedRequest(req, hold), clientSignal, gate.hold);
+  }
 });
+
+/** Without max_tokens and short of the model's maximum, the cap is what the balance affords. */
+function cappedRequest(req: ChatRequest, hold: AdmittedHold): ChatRequest {
+  return hold.capped ? { ...req, max_tokens: hold.maxTokens, max_completion_tokens: undefined } : req;
+}
 
 function logFailure(error: unknown): void {
   console.error(JSON.stringify({ level: "error", msg: "background task failed", error: error instanceof Error ? error.stack : String(error) }));

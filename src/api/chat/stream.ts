@@ -28,6 +28,11 @@ export interface StreamSetup {
   attempts: AttemptRecord[];
   failover: Omit<FailoverOptions, "stream" | "clientSignal">;
   clientSignal: AbortSignal;
+  /**
+   * Settles when the request's admission has answered: nothing is sent to the client before it
+   * resolves, and its rejection (a refusal) is the request's answer.
+   */
+  ready: Promise<unknown>;
   /** Per attempt: time to the first event; afterwards, the longest silence tolerated. */
   firstTokenTimeoutMs: number;
   keepAliveMs: number;
@@ -118,6 +123,14 @@ export async function streamChat(setup: StreamSetup): Promise<Response> {
   // Until the first upstream opens, failures are still ordinary HTTP errors.
   primed.catch(() => {});
   const first = await committed;
+  try {
+    await setup.ready;
+  } catch (error) {
+    // Refused (or to be re-sent capped): stop the failover loop and the committed upstream.
+    clientGone.abort();
+    first?.controller.abort();
+    throw error;
+  }
   if (!first) {
     setup.billing.waitUntil(setup.billing.release());
     await primed; // rethrows a client error or disconnect

@@ -24,7 +24,16 @@ describe("admission and settlement", () => {
   it("reserves the prompt plus max_tokens, then charges the exact cost and frees the rest", async () => {
     const stub = await funded(1_000_000);
     const admitted = await admitOk(stub, { requestId: "req-1" });
-    expect(admitted).toEqual({ ok: true, holdId: "req-1", reservedMicros: 2_000, maxTokens: 1_000, capped: false, rate: null });
+    expect(admitted).toEqual({
+      ok: true,
+      holdId: "req-1",
+      reservedMicros: 2_000,
+      maxTokens: 1_000,
+      capped: false,
+      rate: null,
+      // What the isolate learns for its next request: credit still free after this hold.
+      headroom: { freeMicros: 998_000, ratesTight: false },
+    });
     expect(await stub.balance()).toMatchObject({ balanceMicros: 1_000_000, heldMicros: 2_000 });
 
     const settled = await stub.settle(settleInput("req-1", 1_500));
@@ -93,6 +102,17 @@ describe("admission and settlement", () => {
     expect((await stub.balance()).heldMicros).toBe(2_000);
     await admitOk(stub, { key });
     expect(await stub.admit(admitInput({ key }))).toMatchObject({ ok: false, reason: "rate_limited", limit: "rpm" });
+  });
+
+  it("reports the headroom left after a hold: the smaller of workspace credit and key limit, and tight rates", async () => {
+    const stub = await funded(100_000);
+    // Each admission reserves 2,000 µ$ (admitInput's defaults).
+    expect((await admitOk(stub)).headroom).toEqual({ freeMicros: 98_000, ratesTight: false });
+    const limited = keyConfig({ id: "key-lim", limitMicros: 10_000, limits: { rpm: null, tpm: null, concurrency: 3 } });
+    // Key limit 10,000 − this hold's 2,000 = 8,000 < workspace free 96,000. One live hold of 3 allowed: not tight.
+    expect((await admitOk(stub, { key: limited })).headroom).toEqual({ freeMicros: 8_000, ratesTight: false });
+    // Two live holds of 3 allowed: more than half used.
+    expect((await admitOk(stub, { key: limited })).headroom).toEqual({ freeMicros: 6_000, ratesTight: true });
   });
 
   it("keeps balance, holds and key state across a restart: schema creation is idempotent", async () => {
