@@ -69,7 +69,8 @@ export function admitRequest(store: LedgerStore, input: ParsedAdmitInput, now: n
   store.insertHold(hold);
   for (const scope of scopes) {
     scope.window = countInWindow(scope.window, now, 1, input.promptTokens);
-    store.saveWindow(scope.name, scope.window);
+    // Concurrency is counted from live holds; only per-minute limits need a stored window.
+    if (scope.limits.rpm !== null || scope.limits.tpm !== null) store.saveWindow(scope.name, scope.window);
   }
   const headroom = { freeMicros: sized.freeMicros - hold.amount, ratesTight: scopes.some((scope) => ratesTight(scope, now)) };
   return { result: admitted(hold, scopes, now, headroom), alarmAt: alarmToSchedule(store, hold, now) };

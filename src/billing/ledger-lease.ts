@@ -182,7 +182,8 @@ export class LeaseBook {
 
   private save(shardId: string, amount: number, ackedId: number, reclaim: boolean, now: number): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO leases (shard_id, amount, acked_id, reclaim, updated_at) VALUES (?, ?, ?, ?, ?)",
+      `INSERT INTO leases (shard_id, amount, acked_id, reclaim, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (shard_id) DO UPDATE SET amount = excluded.amount, acked_id = excluded.acked_id, reclaim = excluded.reclaim, updated_at = excluded.updated_at`,
       shardId,
       amount,
       ackedId,

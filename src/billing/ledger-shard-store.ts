@@ -66,7 +66,7 @@ export class ShardStore {
 
   saveConfig(config: ShardConfig): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO shard_config (id, workspace_id, shard_index, shard_count) VALUES (1, ?, ?, ?)",
+      "INSERT INTO shard_config (id, workspace_id, shard_index, shard_count) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workspace_id = excluded.workspace_id, shard_index = excluded.shard_index, shard_count = excluded.shard_count",
       config.workspaceId,
       config.index,
       config.count,
@@ -78,7 +78,7 @@ export class ShardStore {
   }
 
   setMeta(key: ShardMetaKey, value: number): void {
-    this.sql.exec("INSERT OR REPLACE INTO ledger_meta (key, value) VALUES (?, ?)", key, value);
+    this.sql.exec("INSERT INTO ledger_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
   }
 
   addCharge(keyId: string, amount: number, byokUsage: number, reference: string, at: number): void {
@@ -124,6 +124,6 @@ export class ShardStore {
   }
 
   setKeyChecked(keyId: string, at: number): void {
-    this.sql.exec("INSERT OR REPLACE INTO key_checks (key_id, checked_at) VALUES (?, ?)", keyId, at);
+    this.sql.exec("INSERT INTO key_checks (key_id, checked_at) VALUES (?, ?) ON CONFLICT (key_id) DO UPDATE SET checked_at = excluded.checked_at", keyId, at);
   }
 }

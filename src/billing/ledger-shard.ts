@@ -22,7 +22,6 @@ import { reservationMicros } from "./ledger-budget";
 import { ensureLeaseSchema, type LeaseView } from "./ledger-lease";
 import { ensureSchema } from "./ledger-migrations";
 import { addUsage, emptyUsage } from "./ledger-periods";
-import { countInWindow } from "./ledger-rate";
 import { admitInputSchema, settleInputSchema, type AdmitResult, type KeyConfig, type SettleInput, type SettleResult } from "./ledger-schema";
 import {
   FLUSH_MS,
@@ -145,7 +144,7 @@ export class LedgerShard extends DurableObject<Env> {
       const key = store.key(hold.keyId);
       if (key) store.saveUsage(hold.keyId, addUsage(key.usage, charged, 0, now));
       const tokens = Math.max(0, parsed.tokens - hold.promptTokens);
-      for (const scope of [keyScope(hold.keyId), WORKSPACE_SCOPE]) store.saveWindow(scope, countInWindow(store.window(scope), now, 0, tokens));
+      for (const scope of [keyScope(hold.keyId), WORKSPACE_SCOPE]) store.addTokens(scope, now, tokens);
       if (charged > 0) this.#shard.addCharge(hold.keyId, charged, 0, parsed.generationId, now);
       return { settled: true, chargedMicros: charged, balanceMicros: this.#workspaceBalance() };
     });

@@ -5,7 +5,7 @@
  */
 import type { JournalEntry, JournalKind, KeyConfig, LimitReset } from "./ledger-schema";
 import type { UsageCounters } from "./ledger-periods";
-import type { RateWindow } from "./ledger-rate";
+import { countInWindow, type RateWindow } from "./ledger-rate";
 
 /** Scope name of a key's rate window. */
 export function keyScope(keyId: string): string {
@@ -249,9 +249,22 @@ export class LedgerStore {
       : null;
   }
 
+  /**
+   * Count an answer's tokens in a scope's window. Only scopes with a per-minute limit keep a
+   * window (admission creates it), so unlimited scopes cost no write here.
+   */
+  addTokens(scope: string, now: number, tokens: number): void {
+    if (tokens <= 0) return;
+    const window = this.window(scope);
+    if (window) this.saveWindow(scope, countInWindow(window, now, 0, tokens));
+  }
+
   saveWindow(scope: string, window: RateWindow): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO rate_windows (scope, minute, requests, tokens, prev_requests, prev_tokens) VALUES (?, ?, ?, ?, ?, ?)",
+      // An upsert rewrites the row in place; INSERT OR REPLACE would bill a delete and an insert.
+      `INSERT INTO rate_windows (scope, minute, requests, tokens, prev_requests, prev_tokens) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (scope) DO UPDATE SET minute = excluded.minute, requests = excluded.requests, tokens = excluded.tokens,
+         prev_requests = excluded.prev_requests, prev_tokens = excluded.prev_tokens`,
       scope,
       window.minute,
       window.requests,
@@ -281,7 +294,7 @@ export class LedgerStore {
   }
 
   setAlarmAt(at: number | null): void {
-    this.sql.exec("INSERT OR REPLACE INTO ledger_meta (key, value) VALUES ('alarm_at', ?)", at);
+    this.sql.exec("INSERT INTO ledger_meta (key, value) VALUES ('alarm_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", at);
   }
 }
 

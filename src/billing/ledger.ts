@@ -18,7 +18,6 @@ import { settleByok } from "./ledger-byok";
 import { LeaseBook, ensureLeaseSchema, type KeyStatus, type LeaseEntry, type LeaseGrant, type LeaseView } from "./ledger-lease";
 import { ensureSchema } from "./ledger-migrations";
 import { addUsage, emptyUsage, limitUsage, usageAt } from "./ledger-periods";
-import { countInWindow } from "./ledger-rate";
 import {
   admitInputSchema,
   keyConfigSchema,
@@ -104,9 +103,7 @@ export class Ledger extends DurableObject<Env> {
       if (key) store.saveUsage(hold.keyId, addUsage(key.usage, charged, byok ? parsed.byokUsageMicros : 0, now));
       // Prompt tokens were counted at admission; count what the answer added beyond them.
       const tokens = Math.max(0, parsed.tokens - hold.promptTokens);
-      for (const scope of [keyScope(hold.keyId), WORKSPACE_SCOPE]) {
-        store.saveWindow(scope, countInWindow(store.window(scope), now, 0, tokens));
-      }
+      for (const scope of [keyScope(hold.keyId), WORKSPACE_SCOPE]) store.addTokens(scope, now, tokens);
       return { settled: true, chargedMicros: charged, balanceMicros: store.balance().balance };
     });
   }

@@ -123,7 +123,7 @@ describe("admission and settlement", () => {
     expect(await stub.balance()).toMatchObject({ balanceMicros: 10_000, heldMicros: 2_000 });
     expect(await stub.admit(admitInput({ key: keyConfig({ id: "key-2" }) }))).toEqual({ ok: false, reason: "key_disabled" });
     expect((await stub.settle(settleInput(holdId, 2_000))).settled).toBe(true);
-    expect(await runInDurableObject(stub, (_, state) => state.storage.sql.exec("SELECT value FROM ledger_meta WHERE key = 'schema_version'").one().value)).toBe(2);
+    expect(await runInDurableObject(stub, (_, state) => state.storage.sql.exec("SELECT value FROM ledger_meta WHERE key = 'schema_version'").one().value)).toBe(3);
   });
 
   it("refuses malformed input", async () => {

@@ -1,0 +1,93 @@
+/**
+ * Durable Object SQLite bills every row written (an index entry counts as a row), so the rows a
+ * request writes are a price. These tests pin the count for the steady state: a known key, no
+ * alarm to move.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { Ledger } from "../../../src/billing/ledger";
+import { ensureSchema } from "../../../src/billing/ledger-migrations";
+import { T0, admitInput, expectBalanced, freshLedger, keyConfig, settleInput } from "./ledger-helpers";
+
+type Input = Parameters<typeof admitInput>[0];
+
+/** Rows written by each admit and settle of `requests` requests, measured on the SQL cursors. */
+async function rowsWritten(inputs: Input[]): Promise<{ admit: number; settle: number }[]> {
+  const stub = freshLedger();
+  await stub.topUp(100_000_000, 0);
+  return runInDurableObject(stub, async (instance: Ledger, state) => {
+    const sql = state.storage.sql;
+    const exec = sql.exec.bind(sql);
+    const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+    const counting = ((query: string, ...bindings: SqlStorageValue[]) => {
+      const cursor = exec(query, ...bindings);
+      cursors.push(cursor);
+      return cursor;
+    }) as typeof sql.exec;
+    Object.defineProperty(sql, "exec", { value: counting, configurable: true });
+    const total = () => cursors.splice(0).reduce((sum, cursor) => sum + cursor.rowsWritten, 0);
+    const counts: { admit: number; settle: number }[] = [];
+    for (const [i, input] of inputs.entries()) {
+      const admitted = await instance.admit(admitInput({ ...input, now: T0 + i * 1000 }));
+      if (!admitted.ok) throw new Error(`refused: ${JSON.stringify(admitted)}`);
+      const admit = total();
+      instance.settle(settleInput(admitted.holdId, 1_500, T0 + i * 1000 + 500, 300));
+      counts.push({ admit, settle: total() });
+    }
+    return counts;
+  });
+}
+
+describe("rows written per request", () => {
+  it("writes the hold, then on settlement deletes it, journals the charge and moves balance and key spend: 5 rows", async () => {
+    const counts = await rowsWritten([{}, {}, {}]);
+    // The first admission also stores the key and schedules the hold-expiry alarm.
+    expect(counts.slice(1)).toEqual([
+      { admit: 1, settle: 4 },
+      { admit: 1, settle: 4 },
+    ]);
+  });
+
+  it("adds one window row per limited scope at admission and at settlement", async () => {
+    const key = keyConfig({ limits: { rpm: 1_000, tpm: 1_000_000, concurrency: 10 } });
+    const workspaceLimits = { rpm: 5_000, tpm: null, concurrency: null };
+    const counts = await rowsWritten([{ key, workspaceLimits }, { key, workspaceLimits }, { key, workspaceLimits }]);
+    expect(counts.slice(1)).toEqual([
+      { admit: 3, settle: 6 },
+      { admit: 3, settle: 6 },
+    ]);
+  });
+});
+
+describe("schema version 3", () => {
+  it("rebuilds holds and journal from version 2 without losing a row", async () => {
+    const stub = freshLedger();
+    await stub.topUp(50_000, 0);
+    const admitted = await stub.admit(admitInput());
+    if (!admitted.ok) throw new Error("refused");
+    await runInDurableObject(stub, (_, state) => {
+      const sql = state.storage.sql;
+      // Put the two tables back in their version 2 shape, with the rows they held.
+      const journal = sql.exec("SELECT * FROM journal").toArray();
+      const holds = sql.exec("SELECT * FROM holds").toArray();
+      sql.exec("DROP TABLE journal");
+      sql.exec("DROP TABLE holds");
+      sql.exec(`CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, amount INTEGER NOT NULL, key_id TEXT, reference TEXT, note TEXT)`);
+      sql.exec(`CREATE TABLE holds (id TEXT PRIMARY KEY, key_id TEXT NOT NULL, amount INTEGER NOT NULL, byok INTEGER NOT NULL, max_tokens INTEGER NOT NULL, capped INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
+      sql.exec("CREATE INDEX holds_by_expiry ON holds (expires_at)");
+      for (const r of journal) sql.exec("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?)", r.id, r.at, r.kind, r.amount, r.key_id, r.reference, r.note);
+      for (const r of holds) sql.exec("INSERT INTO holds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", r.id, r.key_id, r.amount, r.byok, r.max_tokens, r.capped, r.prompt_tokens, r.created_at, r.expires_at);
+      sql.exec("UPDATE ledger_meta SET value = 2 WHERE key = 'schema_version'");
+      ensureSchema(state.storage);
+      expect(sql.exec("SELECT * FROM journal").toArray()).toEqual(journal);
+      expect(sql.exec("SELECT * FROM holds").toArray()).toEqual(holds);
+      const ddl = sql.exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE tbl_name IN ('journal', 'holds')").toArray().map((r) => r.sql);
+      expect(ddl).toHaveLength(2);
+      expect(ddl.join("\n")).toContain("WITHOUT ROWID");
+      expect(ddl.join("\n")).not.toContain("AUTOINCREMENT");
+    });
+    // The ledger goes on working on the rebuilt tables: the hold settles, the balance is Σ journal.
+    expect(await stub.settle(settleInput(admitted.holdId, 700))).toMatchObject({ settled: true, balanceMicros: 49_300 });
+    await expectBalanced(stub);
+  });
+});
