@@ -193,13 +193,18 @@ describe("failover while streaming", () => {
     mswServer.use(
       http.post(GROQ, () => {
         const encoder = new TextEncoder();
-        const body = new ReadableStream<Uint8Array>({
-          start(controller) {
-            controller.enqueue(encoder.encode(sseBody([{ choices: [{ index: 0, delta: { content: "Hel" } }] }])));
-            controller.enqueue(encoder.encode(sseBody([{ choices: [{ index: 0, delta: { content: "lo" } }] }])));
-            setTimeout(() => controller.error(new Error("connection reset")), 5);
+        // Two events, then a reset once they have been read (an error discards unread chunks).
+        const parts = ["Hel", "lo"];
+        const body = new ReadableStream<Uint8Array>(
+          {
+            pull(controller) {
+              const content = parts.shift();
+              if (content === undefined) controller.error(new Error("connection reset"));
+              else controller.enqueue(encoder.encode(sseBody([{ choices: [{ index: 0, delta: { content } }] }])));
+            },
           },
-        });
+          { highWaterMark: 0 },
+        );
         return new Response(body, { headers: { "content-type": "text/event-stream" } });
       }),
       http.post(TOGETHER, () => sseResponse(streamOk("must not be used"))),
