@@ -173,6 +173,13 @@ export function anthropicErrorType(type: string | undefined): UpstreamErrorType 
 
 type DeltaEvent = Extract<StreamEvent, { type: "delta" }>;
 
+/** The text of a well-formed `content_block_delta` carrying a `text_delta`, else undefined. */
+function textDelta(json: unknown): string | undefined {
+  if (!isRecord(json) || typeof json.index !== "number" || !isRecord(json.delta)) return undefined;
+  const { delta } = json;
+  return delta.type === "text_delta" && typeof delta.text === "string" ? delta.text : undefined;
+}
+
 /**
  * One Anthropic stream. Anthropic numbers content blocks across text, thinking and tool use, so
  * tool calls and reasoning details are renumbered from 0 in their own sequences; usage arrives in
@@ -192,6 +199,9 @@ class AnthropicStreamDecoder implements StreamDecoder {
     const type = message.event === "error" ? "error" : isRecord(json) ? json.type : undefined;
     if (typeof type !== "string") throw invalidResponse("Upstream sent a stream event without a type");
     if (type === "content_block_stop") return this.#blockStop(json);
+    // Most of a stream is text deltas: checked by hand, since the schema costs more than the relay.
+    const text = type === "content_block_delta" ? textDelta(json) : undefined;
+    if (text !== undefined) return text ? [{ type: "delta", content: text }] : [];
     // ping, message_stop and event types added later carry nothing to translate.
     if (!HANDLED_EVENTS.has(type)) return [];
     const parsed = streamEventSchema.safeParse(isRecord(json) ? { ...json, type } : json);

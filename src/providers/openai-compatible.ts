@@ -5,6 +5,7 @@
  * configuration (base URL, auth header, Azure's deployment path and api-version), kept in the
  * catalog's provider rows. Unknown request fields pass through untouched.
  */
+import { isRecord } from "./errors";
 import { parseEventJson } from "./json";
 import { z } from "zod";
 import { GatewayError } from "../errors";
@@ -221,6 +222,24 @@ export const openAICompatible: ProviderAdapter = {
   parseError: parseErrorBody,
 };
 
+/** Delta fields a text-only chunk may carry besides `content`. */
+const PLAIN_DELTA_KEYS = new Set(["content", "role", "refusal"]);
+
+/**
+ * The text of a chunk that carries nothing but text — one choice, no finish, usage or error —
+ * else undefined. Most of a stream is such chunks; checking them by hand spares the schema,
+ * which costs more than the rest of the relay. Anything else takes the schema path.
+ */
+function plainText(json: unknown): string | undefined {
+  if (!isRecord(json) || json.error != null || json.usage != null || !Array.isArray(json.choices) || json.choices.length !== 1) return undefined;
+  const choice: unknown = json.choices[0];
+  if (!isRecord(choice) || choice.finish_reason != null || !isRecord(choice.delta)) return undefined;
+  const { delta } = choice;
+  if (typeof delta.content !== "string" || delta.refusal != null) return undefined;
+  for (const key in delta) if (!PLAIN_DELTA_KEYS.has(key)) return undefined;
+  return delta.content;
+}
+
 /**
  * Some OpenAI-compatible vendors number every parallel tool call 0; a new call id at a used index
  * gets the next free index, so clients never merge two calls into one.
@@ -234,6 +253,8 @@ class OpenAIStreamDecoder implements StreamDecoder {
     const data = message.data.trim();
     if (!data || data === "[DONE]") return [];
     const json = parseEventJson(data);
+    const text = plainText(json);
+    if (text !== undefined) return text ? [{ type: "delta", content: text }] : [];
     const parsed = chunkSchema.safeParse(json);
     if (!parsed.success) {
       throw new GatewayError("upstream_error", "Upstream sent a stream event that is not a chat completion chunk", {

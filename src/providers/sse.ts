@@ -19,7 +19,9 @@ const MAX_EVENT_BYTES = 8 * 1024 * 1024;
 export class SSEReader {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #decoder = new TextDecoder();
-  readonly #queue: SSEMessage[] = [];
+  /** Parsed messages not yet taken; `#head` is the next one (shift() would copy on every take). */
+  #queue: SSEMessage[] = [];
+  #head = 0;
   readonly #parser;
   #done = false;
 
@@ -35,11 +37,26 @@ export class SSEReader {
     });
   }
 
+  /**
+   * The next message if one is already parsed, `null` at the end of the body, or `undefined`
+   * when the next message needs another read from the upstream.
+   */
+  take(): SSEMessage | null | undefined {
+    if (this.#head < this.#queue.length) {
+      const message = this.#queue[this.#head++]!;
+      if (this.#head === this.#queue.length) {
+        this.#queue = [];
+        this.#head = 0;
+      }
+      return message;
+    }
+    return this.#done ? null : undefined;
+  }
+
   async next(): Promise<SSEMessage | null> {
     for (;;) {
-      const queued = this.#queue.shift();
-      if (queued) return queued;
-      if (this.#done) return null;
+      const taken = this.take();
+      if (taken !== undefined) return taken;
       const { value, done } = await this.#reader.read();
       if (done) {
         this.#done = true;
@@ -54,21 +71,21 @@ export class SSEReader {
   /** Stop reading and release the upstream connection. */
   async cancel(reason?: unknown): Promise<void> {
     this.#done = true;
-    this.#queue.length = 0;
+    this.#queue = [];
+    this.#head = 0;
     await this.#reader.cancel(reason).catch(() => {});
   }
 }
 
-const encoder = new TextEncoder();
-
-/** One `data:` event carrying JSON. */
-export function encodeData(data: unknown): Uint8Array {
-  return encoder.encode(`data: ${JSON.stringify(data)}\n\n`);
+/** One `data:` event carrying JSON, as text (a relay batches events into one write). */
+export function dataEvent(data: unknown): string {
+  return `data: ${JSON.stringify(data)}\n\n`;
 }
 
-export const DONE_EVENT = encoder.encode("data: [DONE]\n\n");
+
+export const DONE_EVENT = "data: [DONE]\n\n";
 
 /** A comment line; clients ignore it, proxies see traffic. */
-export function encodeComment(text: string): Uint8Array {
-  return encoder.encode(`: ${text}\n\n`);
+export function commentEvent(text: string): string {
+  return `: ${text}\n\n`;
 }

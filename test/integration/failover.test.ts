@@ -225,6 +225,37 @@ describe("failover while streaming", () => {
     expect(done).toBe(true);
   });
 
+  it("ends a stream whose upstream goes silent after the first token, charging what was delivered", async () => {
+    // First token, then nothing: the relay's watchdog cuts the upstream after the 1 s silence limit.
+    mswServer.use(
+      http.post(GROQ, () => {
+        const encoder = new TextEncoder();
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(encoder.encode(sseBody([{ choices: [{ index: 0, delta: { content: "Hello" } }] }])));
+          },
+        });
+        return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      }),
+      http.post(TOGETHER, () => sseResponse(streamOk("must not be used"))),
+    );
+    const started = Date.now();
+    const res = await ask({ stream: true });
+    const { chunks, done, comments } = await readSSE(res);
+    const elapsed = Date.now() - started;
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe("Hello");
+    const errors = chunks.filter((c) => c.error);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.error!.message).toBe("Upstream stream failed: Upstream sent nothing for 1000 ms");
+    expect(errors[0]!.choices[0]!.finish_reason).toBe("error");
+    // Within the limit plus one watchdog period (half the 50 ms keep-alive), with slack for CI.
+    expect(elapsed).toBeGreaterThanOrEqual(1000);
+    expect(elapsed).toBeLessThan(3000);
+    expect(comments).toBeGreaterThan(2);
+    expect(chunks.filter((c) => c.usage)).toHaveLength(1);
+    expect(done).toBe(true);
+  });
+
   it("answers an ordinary HTTP error when every upstream fails before streaming starts", async () => {
     mswServer.use(
       http.post(GROQ, () => HttpResponse.json({ error: { message: "a" } }, { status: 500 })),

@@ -15,7 +15,7 @@
 import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
 import type { UpstreamErrorType } from "../../errors";
 import { adapterFor } from "../../providers/registry";
-import { DONE_EVENT, encodeComment, encodeData, SSEReader } from "../../providers/sse";
+import { commentEvent, dataEvent, DONE_EVENT, SSEReader, type SSEMessage } from "../../providers/sse";
 import type { FinishReason, StreamDecoder, StreamEvent, Usage } from "../../providers/types";
 import { attemptFailure, describeError, failureError, withFailover, type AttemptRecord, type FailoverOptions, type OpenedUpstream } from "../../routing/failover";
 import type { Candidate } from "../../routing/plan";
@@ -66,6 +66,8 @@ export interface StreamBilling {
   waitUntil(promise: Promise<unknown>): void;
 }
 
+const encoder = new TextEncoder();
+
 /** An upstream that has produced its first events and is ready to be relayed. */
 interface Primed {
   reader: SSEReader;
@@ -75,6 +77,8 @@ interface Primed {
 
 /** Read the next message, failing the attempt when the upstream stays silent too long. */
 async function nextWithin(reader: SSEReader, ms: number, controller: AbortController) {
+  const taken = reader.take();
+  if (taken !== undefined) return taken;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -163,7 +167,13 @@ class StreamRelay {
   #settlement: Promise<ReportedCost | null> | null = null;
   #firstTokenAt: number | null = null;
   #lastWrite = Date.now();
-  #keepAlive: ReturnType<typeof setInterval> | undefined;
+  /** Text written and not yet enqueued: one pull's events leave as one chunk. */
+  #out = "";
+  /** Since when the relay has been waiting on the upstream (null: not waiting). */
+  #waitingSince: number | null = null;
+  /** Set when the watchdog cut an upstream that stayed silent too long. */
+  #silent = false;
+  #ticker: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
   constructor(
@@ -175,10 +185,12 @@ class StreamRelay {
       {
         start: (controller) => {
           this.#controller = controller;
-          this.#write(encodeComment("SWITCHYARD PROCESSING"));
-          this.#keepAlive = setInterval(() => {
-            if (Date.now() - this.#lastWrite >= setup.keepAliveMs) this.#write(encodeComment("SWITCHYARD PROCESSING"));
-          }, Math.max(10, Math.floor(setup.keepAliveMs / 2)));
+          this.#write(commentEvent("SWITCHYARD PROCESSING"));
+          this.#flush();
+          // One timer per stream for keep-alives and the silence watchdog: a timer per upstream
+          // read cost more CPU than the relay itself.
+          const period = Math.max(10, Math.floor(Math.min(setup.keepAliveMs, setup.firstTokenTimeoutMs) / 2));
+          this.#ticker = setInterval(() => this.#tick(), period);
         },
         pull: () => this.#pull(),
         cancel: () => {
@@ -194,18 +206,61 @@ class StreamRelay {
     );
   }
 
-  #write(bytes: Uint8Array): void {
-    if (this.#closed) return;
-    this.#controller.enqueue(bytes);
+  #write(text: string): void {
+    if (!this.#closed) this.#out += text;
+  }
+
+  #flush(): void {
+    if (this.#closed || !this.#out) return;
+    this.#controller.enqueue(encoder.encode(this.#out));
+    this.#out = "";
     this.#lastWrite = Date.now();
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    if (this.#waitingSince !== null && now - this.#waitingSince >= this.setup.firstTokenTimeoutMs) {
+      // Cancelling the reader ends the pending read even where an abort would not reach the body.
+      this.#silent = true;
+      this.#upstream?.controller.abort();
+      void this.#primed?.reader.cancel();
+    }
+    if (now - this.#lastWrite >= this.setup.keepAliveMs) {
+      this.#write(commentEvent("SWITCHYARD PROCESSING"));
+      this.#flush();
+    }
+  }
+
+  /** The next upstream message: already parsed, or read under the silence watchdog. */
+  async #next(reader: SSEReader): Promise<SSEMessage | null> {
+    const taken = reader.take();
+    if (taken !== undefined) return taken;
+    this.#waitingSince = Date.now();
+    try {
+      return await reader.next();
+    } finally {
+      this.#waitingSince = null;
+    }
   }
 
   #stop(): void {
     this.#closed = true;
-    clearInterval(this.#keepAlive);
+    clearInterval(this.#ticker);
   }
 
   async #pull(): Promise<void> {
+    try {
+      await this.#produce();
+    } finally {
+      this.#flush();
+    }
+  }
+
+  /**
+   * Write at least one event (or end the stream), then whatever the upstream has already sent,
+   * without waiting for more: one client chunk per upstream read, not per event.
+   */
+  async #produce(): Promise<void> {
     if (this.#closed) return;
     try {
       if (!this.#primed) {
@@ -226,33 +281,41 @@ class StreamRelay {
           provider: result.opened.candidate.endpoint.provider.name,
         };
         this.#firstTokenAt = Date.now();
-        this.#write(encodeData(chunkJson(this.#meta, { role: "assistant", content: "" })));
+        this.#write(dataEvent(chunkJson(this.#meta, { role: "assistant", content: "" })));
         const pending = this.#primed.pending.splice(0);
-        for (const event of pending) if (await this.#handle(event)) return;
+        for (const event of pending) {
+          const failure = this.#relay(event);
+          if (failure) return await this.#fail(failure.message, failure.errorType, true);
+        }
         return;
       }
       const { reader, decoder } = this.#primed;
+      let wrote = false;
       for (;;) {
-        const message = await nextWithin(reader, this.setup.firstTokenTimeoutMs, this.#upstream!.controller);
-        if (this.#closed) return;
+        const message: SSEMessage | null | undefined = wrote ? reader.take() : await this.#next(reader);
+        if (this.#silent) throw new Error("silent upstream");
+        if (message === undefined || this.#closed) return;
         if (!message) return await this.#end();
-        const events = decoder.decode(message);
-        let wrote = false;
-        for (const event of events) {
-          if (await this.#handle(event)) return;
+        for (const event of decoder.decode(message)) {
+          const failure = this.#relay(event);
+          if (failure) return await this.#fail(failure.message, failure.errorType, true);
           wrote ||= event.type !== "usage";
         }
-        if (wrote) return;
       }
     } catch (error) {
       if (this.#closed) return;
-      const { errorType, message } = describeError(error);
+      const { errorType, message } = this.#silent
+        ? { errorType: "timeout" as const, message: `Upstream sent nothing for ${this.setup.firstTokenTimeoutMs} ms` }
+        : describeError(error);
       await this.#fail(`Upstream stream failed: ${message}`, errorType, true);
     }
   }
 
-  /** Relay one event; true when the stream has ended. */
-  async #handle(event: StreamEvent): Promise<boolean> {
+  /**
+   * Relay one event; an upstream error event is returned for the caller to end the stream with.
+   * Synchronous on purpose: an await per event cost more CPU than the translation.
+   */
+  #relay(event: StreamEvent): Extract<StreamEvent, { type: "error" }> | null {
     const meta = this.#meta!;
     switch (event.type) {
       case "delta": {
@@ -270,21 +333,20 @@ class StreamRelay {
           delta.tool_calls = toolCallDeltaJson(event.toolCalls);
           for (const call of event.toolCalls) this.#deliveredChars += (call.arguments?.length ?? 0) + (call.name?.length ?? 0);
         }
-        this.#write(encodeData(chunkJson(meta, delta)));
-        return false;
+        this.#write(dataEvent(chunkJson(meta, delta)));
+        return null;
       }
       case "finish":
         if (!this.#finish) {
           this.#finish = { finishReason: event.finishReason, nativeFinishReason: event.nativeFinishReason };
-          this.#write(encodeData(chunkJson(meta, {}, this.#finish)));
+          this.#write(dataEvent(chunkJson(meta, {}, this.#finish)));
         }
-        return false;
+        return null;
       case "usage":
         this.#usage = event.usage;
-        return false;
+        return null;
       case "error":
-        await this.#fail(event.message, event.errorType, true);
-        return true;
+        return event;
     }
   }
 
@@ -297,7 +359,7 @@ class StreamRelay {
   }
 
   async #fail(message: string, errorType: UpstreamErrorType, delivered: boolean): Promise<void> {
-    this.#write(encodeData(errorChunkJson(this.#meta!, message, errorType)));
+    this.#write(dataEvent(errorChunkJson(this.#meta!, message, errorType)));
     this.#finish ??= { finishReason: "error", nativeFinishReason: null };
     this.#upstream?.controller.abort();
     if (delivered) await this.#writeUsage(true);
@@ -324,7 +386,7 @@ class StreamRelay {
     const usage = this.#usageNow(interrupted);
     this.#finalUsage = usage;
     const charged = (await this.#settle(false)) ?? this.setup.billing.charge(candidate, usage, this.#finish?.finishReason ?? null);
-    this.#write(encodeData(usageChunkJson(this.#meta!, usage, charged)));
+    this.#write(dataEvent(usageChunkJson(this.#meta!, usage, charged)));
   }
 
   /** Settle (or release) once, whoever asks first; the stream's last byte waits for it. */
@@ -359,6 +421,7 @@ class StreamRelay {
 
   async #close(): Promise<void> {
     if (this.#closed) return;
+    this.#flush();
     this.#stop();
     await this.#settle(false);
     this.#controller.close();
