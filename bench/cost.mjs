@@ -1,0 +1,45 @@
+// @ts-check
+/**
+ * @module bench/cost
+ * Dollars per million requests from the meter of a run: billable units per request × list price
+ * (bench/cloudflare-prices.mjs), included allowances left out.
+ */
+import { DO_BILLED_GB, PRICES } from "./cloudflare-prices.mjs";
+
+/**
+ * @typedef {import("./scenarios.mjs").Meter} Meter
+ * @typedef {keyof typeof PRICES} PriceKey
+ * @typedef {{ key: PriceKey, item: string, unitsPerRequest: number, usdPerMillionRequests: number, note: string }} CostLine
+ */
+
+/**
+ * @param {Meter} meter
+ * @param {number} cpuMicrosPerRequest  The gateway workerd's CPU per request in the matching
+ *   floor-versus-gateway scenario (the metered run's own CPU is not used: its meters cost CPU).
+ * @returns {{ lines: CostLine[], totalUsdPerMillion: number }}
+ */
+export function costPerMillionRequests(meter, cpuMicrosPerRequest) {
+  const n = meter.workerInvocations;
+  /** @type {Array<[PriceKey, number, string]>} */
+  const units = [
+    ["workerRequests", 1, ""],
+    ["workerCpuMs", cpuMicrosPerRequest / 1000, "whole workerd process (Worker, Durable Objects, local D1): an upper bound"],
+    ["doRequests", (meter.doRequests + meter.doAlarms) / n, `${meter.doRequests} RPC calls + ${meter.doAlarms} alarms`],
+    ["doDurationGbS", ((meter.doCallMs / 1000) * DO_BILLED_GB) / n, "estimate: Σ wall time callers waited on calls × 128 MB (ignores sharing between concurrent calls)"],
+    ["doRowsRead", meter.doRowsRead / n, ""],
+    ["doRowsWritten", meter.doRowsWritten / n, `includes ${meter.doSetAlarms} setAlarm calls`],
+    ["d1RowsRead", meter.d1RowsRead / n, `${meter.d1Queries} queries`],
+    ["d1RowsWritten", meter.d1RowsWritten / n, ""],
+    ["queueOperations", meter.queueOperations / n, "no traces yet (no Queue binding)"],
+    ["r2ClassA", meter.r2ClassA / n, "no traces yet (no R2 binding)"],
+    ["r2ClassB", meter.r2ClassB / n, "no traces yet (no R2 binding)"],
+  ];
+  const lines = units.map(([key, perRequest, note]) => ({
+    key,
+    item: PRICES[key].item,
+    unitsPerRequest: perRequest,
+    usdPerMillionRequests: perRequest * PRICES[key].usdPerMillion,
+    note,
+  }));
+  return { lines, totalUsdPerMillion: lines.reduce((sum, line) => sum + line.usdPerMillionRequests, 0) };
+}

@@ -1,0 +1,207 @@
+/**
+ * @module bench/metered-entry
+ * The gateway (src/index.ts) with meters and an optional distance to its ledger, for the
+ * benchmark only: bench/run.mjs bundles it like the production Worker and serves it from its own
+ * Miniflare. Nothing here changes what the gateway does, only what it costs and how far away its
+ * ledger seems.
+ *
+ * Meters (module-global: in local workerd the Worker and its Durable Objects share one isolate,
+ * which the benchmark checks by finding the objects' SQL rows in the Worker's counters):
+ * - Worker invocations: one per request, the bench routes excepted.
+ * - Durable Object requests: every method call on a stub from `env.LEDGER` / `env.LEDGER_SHARD`
+ *   (each RPC call is one billed request), counted by the caller, including the calls a
+ *   LedgerShard makes to its Ledger; plus `alarm()` invocations.
+ * - Durable Object SQLite rows: every cursor `ctx.storage.sql.exec` returns is kept, and its
+ *   `rowsRead` / `rowsWritten` are summed when the counters are read (a cursor counts the rows
+ *   as it is consumed). Each `setAlarm()` is one more row written, as Cloudflare bills it.
+ * - D1 rows: `meta.rows_read` / `rows_written` of every D1 answer. The public API returns `meta`
+ *   only from `run()`, `all()` and `batch()`, not from `first()`, `raw()` (drizzle's selects) or
+ *   `exec()`, so the meter sits one level lower, on the binding's session (`_send` and
+ *   `_queryOrThrow` of workerd's `cloudflare-internal:d1-api`), through which all of them pass.
+ *   If workerd changes those internals the Worker throws, so the smoke run fails loudly.
+ * - Queue operations and R2 operations: no such bindings yet; the counters stay at 0.
+ *
+ * Distance: `BENCH_LEDGER_DELAY_MS` delays every call on a ledger stub by that many ms before it
+ * is made. `BENCH_LEDGER_DELAY_SCOPE` = `all` (default) delays both namespaces; `ledger` only
+ * `env.LEDGER`, including the LedgerShard's own calls to its Ledger (its `env` is wrapped too),
+ * which models shards placed near the traffic and one Ledger far away.
+ *
+ * Bench routes (this bundle is never deployed): `GET /__bench/meter`, `POST /__bench/meter/reset`.
+ */
+import gateway, { Ledger as GatewayLedger, LedgerShard as GatewayLedgerShard } from "../src/index";
+
+type BenchEnv = Env & { BENCH_LEDGER_DELAY_MS?: string; BENCH_LEDGER_DELAY_SCOPE?: string };
+type Cursor = SqlStorageCursor<Record<string, SqlStorageValue>>;
+
+const counters = {
+  workerInvocations: 0,
+  doRequests: 0,
+  doAlarms: 0,
+  /** Wall time callers waited on Durable Object calls: an upper bound for the objects' active time. */
+  doCallMs: 0,
+  doSetAlarms: 0,
+  d1Queries: 0,
+  d1RowsRead: 0,
+  d1RowsWritten: 0,
+};
+let cursors: Cursor[] = [];
+
+function readMeter() {
+  let doRowsRead = 0;
+  let doRowsWritten = counters.doSetAlarms;
+  for (const cursor of cursors) {
+    doRowsRead += cursor.rowsRead;
+    doRowsWritten += cursor.rowsWritten;
+  }
+  return { ...counters, doRowsRead, doRowsWritten, queueOperations: 0, r2ClassA: 0, r2ClassB: 0 };
+}
+
+function resetMeter(): void {
+  for (const key of Object.keys(counters) as (keyof typeof counters)[]) counters[key] = 0;
+  cursors = [];
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A stub whose method calls are counted, timed and, with a delay, made that much later. */
+function meteredStub<S extends object>(stub: S, delayMs: number): S {
+  return new Proxy(stub, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop);
+      // `then` stays as it is: a stub is not a thenable, and awaiting one must not call it.
+      if (typeof prop !== "string" || prop === "then" || typeof value !== "function") return value;
+      return async (...args: unknown[]): Promise<unknown> => {
+        if (delayMs > 0) await sleep(delayMs);
+        counters.doRequests++;
+        const started = Date.now();
+        try {
+          return await Reflect.apply(value, target, args);
+        } finally {
+          counters.doCallMs += Date.now() - started;
+        }
+      };
+    },
+  });
+}
+
+function meteredNamespace<T extends Rpc.DurableObjectBranded | undefined>(namespace: DurableObjectNamespace<T>, delayMs: number): DurableObjectNamespace<T> {
+  return new Proxy(namespace, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop);
+      if (typeof value !== "function") return value;
+      if (prop === "get" || prop === "getByName") {
+        return (...args: unknown[]): unknown => {
+          const stub: unknown = Reflect.apply(value, target, args);
+          return typeof stub === "object" && stub !== null ? meteredStub(stub, delayMs) : stub;
+        };
+      }
+      return value.bind(target);
+    },
+  });
+}
+
+type Answer = { meta?: { rows_read?: unknown; rows_written?: unknown } };
+
+function tallyD1(answer: unknown): void {
+  if (Array.isArray(answer)) {
+    for (const item of answer) tallyD1(item);
+    return;
+  }
+  if (typeof answer !== "object" || answer === null) return;
+  const meta = (answer as Answer).meta;
+  counters.d1Queries++;
+  if (typeof meta?.rows_read === "number") counters.d1RowsRead += meta.rows_read;
+  if (typeof meta?.rows_written === "number") counters.d1RowsWritten += meta.rows_written;
+}
+
+const meteredSessions = new WeakSet<object>();
+
+/** Count the rows of every D1 query through `db` (see the module comment for why so low). */
+function meterD1(db: D1Database): void {
+  const session: unknown = Reflect.get(db, "alwaysPrimarySession");
+  if (typeof session !== "object" || session === null) throw new Error("bench: the D1 binding has no alwaysPrimarySession; update bench/metered-entry.ts");
+  if (meteredSessions.has(session)) return;
+  for (const name of ["_send", "_queryOrThrow"]) {
+    const original: unknown = Reflect.get(session, name);
+    if (typeof original !== "function") throw new Error(`bench: the D1 session has no ${name}(); update bench/metered-entry.ts`);
+    Object.defineProperty(session, name, {
+      value: async function (this: unknown, ...args: unknown[]): Promise<unknown> {
+        const answer: unknown = await Reflect.apply(original, this, args);
+        tallyD1(answer);
+        return answer;
+      },
+    });
+  }
+  meteredSessions.add(session);
+}
+
+const benchEnvs = new WeakMap<BenchEnv, BenchEnv>();
+
+/** The gateway's env with metered (and possibly distant) ledger namespaces and a metered D1. */
+function benchEnv(env: BenchEnv): BenchEnv {
+  const cached = benchEnvs.get(env);
+  if (cached) return cached;
+  meterD1(env.DB);
+  const delayMs = Number(env.BENCH_LEDGER_DELAY_MS ?? 0) || 0;
+  const shardDelayMs = env.BENCH_LEDGER_DELAY_SCOPE === "ledger" ? 0 : delayMs;
+  const wrapped: BenchEnv = { ...env, LEDGER: meteredNamespace(env.LEDGER, delayMs), LEDGER_SHARD: meteredNamespace(env.LEDGER_SHARD, shardDelayMs) };
+  benchEnvs.set(env, wrapped);
+  return wrapped;
+}
+
+/** Keep every cursor the object's SQL returns, and count `setAlarm()` calls. */
+function meterStorage(storage: DurableObjectStorage): void {
+  const sql = storage.sql;
+  const exec = sql.exec;
+  Object.defineProperty(sql, "exec", {
+    value: (query: string, ...bindings: unknown[]): Cursor => {
+      const cursor = exec.call(sql, query, ...bindings);
+      cursors.push(cursor);
+      return cursor;
+    },
+  });
+  const setAlarm = storage.setAlarm;
+  Object.defineProperty(storage, "setAlarm", {
+    value: (time: number | Date, options?: DurableObjectSetAlarmOptions): Promise<void> => {
+      counters.doSetAlarms++;
+      return setAlarm.call(storage, time, options);
+    },
+  });
+}
+
+export class Ledger extends GatewayLedger {
+  constructor(ctx: DurableObjectState, env: BenchEnv) {
+    meterStorage(ctx.storage);
+    super(ctx, benchEnv(env));
+  }
+
+  override async alarm(): Promise<void> {
+    counters.doAlarms++;
+    await super.alarm();
+  }
+}
+
+export class LedgerShard extends GatewayLedgerShard {
+  constructor(ctx: DurableObjectState, env: BenchEnv) {
+    meterStorage(ctx.storage);
+    super(ctx, benchEnv(env));
+  }
+
+  override async alarm(): Promise<void> {
+    counters.doAlarms++;
+    await super.alarm();
+  }
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    const { pathname } = new URL(request.url);
+    if (pathname === "/__bench/meter" && request.method === "GET") return Response.json(readMeter());
+    if (pathname === "/__bench/meter/reset" && request.method === "POST") {
+      resetMeter();
+      return Response.json(readMeter());
+    }
+    counters.workerInvocations++;
+    return gateway.fetch(request, benchEnv(env), ctx);
+  },
+} satisfies ExportedHandler<BenchEnv>;

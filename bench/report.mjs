@@ -1,0 +1,374 @@
+// @ts-check
+/**
+ * @module bench/report
+ * The targets, judged on a run's numbers, and the results as markdown (bench/results.md); the
+ * same data goes to results.json as it is.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { availableParallelism, release, totalmem } from "node:os";
+import { join } from "node:path";
+import { PRICES, PRICES_READ_ON, PRICE_SOURCES } from "./cloudflare-prices.mjs";
+
+/**
+ * @typedef {import("./scenarios.mjs").Measured} Measured
+ * @typedef {import("./scenarios.mjs").Meter} Meter
+ * @typedef {import("./load.mjs").Summary} Summary
+ * @typedef {{ id: string, title: string, model: string, stream: boolean, connections: number, floor: Measured, gateway: Measured }} ScenarioResult
+ * @typedef {{ bytes: number, seconds: number, baselineMb: number, peakMb: number, deltaMb: number, error: string | null }} MemoryResult
+ * @typedef {{ id: string, title: string, stream: boolean, connections: number, cpuFrom: string, summary: Summary, meter: Meter, cost: ReturnType<typeof import("./cost.mjs").costPerMillionRequests> }} MeteringResult
+ * @typedef {{ variant: string, title: string, delayMs: number, slowUpstreamMs: number, baseline: Measured, delayed: Measured }} DistanceResult
+ * @typedef {{ path: string, connections: number, run: Measured }} CalibrationResult
+ * @typedef {object} Results
+ * @property {CalibrationResult[]} calibration
+ * @property {ScenarioResult[]} scenarios
+ * @property {{ words: number, connections: number, floor: Measured, gateway: Measured }} cpuCase
+ * @property {{ words: number, bytesPerSecond: number, floor: MemoryResult, gateway: MemoryResult[], gatewayFastReader: MemoryResult }} memory
+ * @property {MeteringResult[]} metering
+ * @property {DistanceResult[]} distance
+ * @typedef {{ target: string, measured: string, met: boolean }} TargetRow
+ */
+
+/** "A few MB" made a number. */
+const MEMORY_LIMIT_MB = 5;
+/** Other processes busier than this (% of one core) during a measured run make the report warn. */
+const OTHER_LOAD_WARNING_PCT = 20;
+
+/**
+ * The measured run during which the rest of the machine was busiest.
+ * @param {Results} r
+ */
+function otherLoad(r) {
+  /** @type {Array<[string, Measured]>} */
+  const runs = [
+    ...r.calibration.map((c) => /** @type {[string, Measured]} */ ([`calibration ${c.path} @${c.connections}`, c.run])),
+    ...r.scenarios.flatMap((s) => /** @type {Array<[string, Measured]>} */ ([[`${s.id} floor`, s.floor], [`${s.id} gateway`, s.gateway]])),
+    ["cpu case floor", r.cpuCase.floor],
+    ["cpu case gateway", r.cpuCase.gateway],
+    ...r.distance.flatMap((d) => /** @type {Array<[string, Measured]>} */ ([[`distance ${d.variant} +${d.slowUpstreamMs} ms, delay 0`, d.baseline], [`distance ${d.variant} +${d.slowUpstreamMs} ms, delayed`, d.delayed]])),
+  ];
+  return runs.reduce((worst, [what, run]) => (run.otherCpuPct > worst.pct ? { what, pct: run.otherCpuPct } : worst), { what: "", pct: -Infinity });
+}
+
+/**
+ * @param {string} root
+ */
+export function machineInfo(root) {
+  const cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
+  const version = (/** @type {string} */ pkg) => JSON.parse(readFileSync(join(root, "node_modules", pkg, "package.json"), "utf8")).version;
+  const workerd = execFileSync(join(root, "node_modules", "workerd", "bin", "workerd"), ["--version"], { encoding: "utf8" }).trim();
+  const git = (/** @type {string[]} */ args) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim();
+  // The bundles are built from the working tree: say which commit, and whether src/ differed from it.
+  const srcChanged = git(["status", "--porcelain", "--", "src", "wrangler.toml", "migrations"]) !== "";
+  return {
+    commit: `${git(["rev-parse", "--short", "HEAD"])}${srcChanged ? " + uncommitted changes in src/, wrangler.toml or migrations/" : ""}`,
+    cpu,
+    cores: availableParallelism(),
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    workerd: `${workerd} (npm workerd ${version("workerd")})`,
+    miniflare: version("miniflare"),
+    wrangler: version("wrangler"),
+  };
+}
+
+const f0 = (/** @type {number} */ n) => (Number.isFinite(n) ? n.toFixed(0) : "–");
+const f1 = (/** @type {number} */ n) => (Number.isFinite(n) ? n.toFixed(1) : "–");
+const f2 = (/** @type {number} */ n) => (Number.isFinite(n) ? n.toFixed(2) : "–");
+const signed = (/** @type {number} */ n, digits = 2) => (Number.isFinite(n) ? `${n >= 0 ? "+" : ""}${n.toFixed(digits)}` : "–");
+const usd = (/** @type {number} */ n) => `$${n < 0.01 && n > 0 ? n.toPrecision(2) : n.toFixed(3)}`;
+
+/**
+ * CPU that one local D1 query costs the workerd process (calibration `/d1` − `/null`), from the
+ * calibration run whose connection count is nearest to `connections`.
+ * @param {Results} r
+ * @param {number} connections
+ */
+function localD1Micros(r, connections) {
+  const [nearest] = r.calibration.map((c) => c.connections).sort((a, b) => Math.abs(a - connections) - Math.abs(b - connections));
+  const cpu = (/** @type {string} */ path) => r.calibration.find((c) => c.connections === nearest && c.path === path)?.run.cpuMicrosPerRequest ?? NaN;
+  return cpu("/d1") - cpu("/null");
+}
+
+/**
+ * D1 queries per gateway request, from the non-streaming metering run.
+ * @param {Results} r
+ */
+function d1QueriesPerRequest(r) {
+  const meter = r.metering.find((m) => m.id === "nonstream")?.meter;
+  return meter ? meter.d1Queries / meter.workerInvocations : NaN;
+}
+
+/**
+ * The gateway's CPU per request without what local D1 costs (an estimate).
+ * @param {Results} r
+ * @param {Measured} gateway
+ * @param {number} connections
+ */
+function withoutLocalD1(r, gateway, connections) {
+  return gateway.cpuMicrosPerRequest - d1QueriesPerRequest(r) * localD1Micros(r, connections);
+}
+
+/**
+ * @param {Results} r
+ * @returns {TargetRow[]}
+ */
+export function evaluateTargets(r) {
+  /** @type {TargetRow[]} */
+  const rows = [];
+  const scenario = (/** @type {string} */ id) => {
+    const s = r.scenarios.find((x) => x.id === id);
+    if (!s) throw new Error(`No scenario ${id}`);
+    return s;
+  };
+  for (const id of ["nonstream@32", "stream@32"]) {
+    const { floor, gateway, title } = scenario(id);
+    const ratio = gateway.rps / floor.rps;
+    rows.push({ target: `Throughput ≥ 0.7 × floor at 32 connections (${title})`, measured: `${f0(gateway.rps)} vs ${f0(floor.rps)} req/s = ${f2(ratio)} ×`, met: ratio >= 0.7 });
+  }
+  for (const id of ["nonstream@1", "stream@1"]) {
+    const { floor, gateway, title } = scenario(id);
+    const added = gateway.latencyMs.p50 - floor.latencyMs.p50;
+    rows.push({ target: `Added p50 latency ≤ 1 ms at 1 connection (${title})`, measured: `${f2(gateway.latencyMs.p50)} vs ${f2(floor.latencyMs.p50)} ms = ${signed(added)} ms`, met: added <= 1 });
+  }
+  for (const id of ["nonstream@1", "nonstream@32"]) {
+    const { floor, gateway, connections } = scenario(id);
+    const ratio = gateway.cpuMicrosPerRequest / floor.cpuMicrosPerRequest;
+    const adjusted = withoutLocalD1(r, gateway, connections);
+    rows.push({
+      target: `CPU per request ≤ 2 × floor (non-streaming, ${connections} connection${connections > 1 ? "s" : ""})`,
+      measured: `${f0(gateway.cpuMicrosPerRequest)} vs ${f0(floor.cpuMicrosPerRequest)} µs = ${f2(ratio)} × (without local D1, est.: ${f0(adjusted)} µs = ${f2(adjusted / floor.cpuMicrosPerRequest)} ×)`,
+      met: ratio <= 2,
+    });
+  }
+  const cpu = r.cpuCase.gateway.cpuMicrosPerRequest;
+  rows.push({
+    target: `Streamed ${r.cpuCase.words.toLocaleString("en")}-chunk Anthropic translation ≤ 3 ms CPU`,
+    measured: `${f0(cpu)} µs (without local D1, est.: ${f0(withoutLocalD1(r, r.cpuCase.gateway, r.cpuCase.connections))} µs; floor ${f0(r.cpuCase.floor.cpuMicrosPerRequest)} µs)`,
+    met: cpu <= 3000,
+  });
+  const worst = Math.max(...r.memory.gateway.map((m) => m.deltaMb));
+  const streamed = (r.memory.gateway[0]?.bytes ?? 0) / 1e6;
+  rows.push({
+    target: `${f1(streamed)} MB stream raises memory by at most a few MB (≤ ${MEMORY_LIMIT_MB} MB)`,
+    measured: `+${r.memory.gateway.map((m) => f1(m.deltaMb)).join(" MB, +")} MB (slow reader, 2 runs; fast reader first: +${f1(r.memory.gatewayFastReader.deltaMb)} MB)`,
+    met: worst <= MEMORY_LIMIT_MB,
+  });
+  for (const m of r.metering) {
+    rows.push({ target: `≤ $3 per million requests (${m.title})`, measured: `${usd(m.cost.totalUsdPerMillion)}`, met: m.cost.totalUsdPerMillion <= 3 });
+  }
+  for (const d of r.distance) {
+    const added = (d.delayed.ttftMs?.p50 ?? NaN) - (d.baseline.ttftMs?.p50 ?? NaN);
+    rows.push({
+      target: `Ledger ${d.delayMs} ms away: added p50 TTFT ≤ 10 ms (${d.title}, upstream first token +${d.slowUpstreamMs} ms)`,
+      measured: `${signed(added, 1)} ms`,
+      met: added <= 10,
+    });
+  }
+  return rows;
+}
+
+/**
+ * @param {string[]} header
+ * @param {Array<Array<string | number>>} rows
+ */
+function table(header, rows) {
+  return [`| ${header.join(" | ")} |`, `| ${header.map(() => "---").join(" | ")} |`, ...rows.map((row) => `| ${row.join(" | ")} |`)].join("\n");
+}
+
+/** @param {{ p50: number, p99: number } | null} spread */
+const pp = (spread) => (spread ? `${f2(spread.p50)} / ${f2(spread.p99)}` : "–");
+
+/**
+ * @param {Results & { mode: string, date: string, machine: ReturnType<typeof machineInfo>, config: Record<string, number>, targets: TargetRow[], failures: string[], totalSeconds: number }} report
+ */
+export function renderMarkdown(report) {
+  const m = report.machine;
+  const out = [];
+  out.push(
+    "# Switchyard benchmark results",
+    "",
+    `Written by \`npm run bench${report.mode === "smoke" ? ":smoke" : ""}\` on ${report.date} (${report.mode} run, ${f0(report.totalSeconds)} s). How to run it and what each scenario means: bench/README.md.`,
+    "",
+    ...(report.mode === "smoke" ? ["**Smoke run**: durations of a fraction of a second, cold isolates; the timings below mean nothing. Only failed requests and meters count.", ""] : []),
+    "## Machine",
+    "",
+    table(
+      ["", ""],
+      [
+        ["Gateway source", `commit ${m.commit}`],
+        ["CPU", `${m.cpu}, ${m.cores} cores`],
+        ["Memory", `${m.memoryGb} GB`],
+        ["Kernel", m.kernel],
+        ["Node (load generator, mock provider)", m.node],
+        ["workerd", m.workerd],
+        ["Miniflare", m.miniflare],
+        ["wrangler (bundling)", m.wrangler],
+      ],
+    ),
+    "",
+    "Everything runs on this one machine: the load generator, the mock provider (a separate Node process) and one workerd process per Worker under test, competing for the same cores.",
+    "",
+    "## Targets",
+    "",
+    table(["Target", "Measured", "Met"], report.targets.map((t) => [t.target, t.measured, t.met ? "yes" : "**no**"])),
+    "",
+  );
+  if (report.failures.length) out.push("## Failed requests", "", ...report.failures.map((f) => `- ${f}`), "");
+  const busiest = otherLoad(report);
+  if (busiest.pct > OTHER_LOAD_WARNING_PCT) {
+    out.push(`**Other processes (or the hypervisor) competed for the cores**: up to ${f0(busiest.pct)} % of a core during ${busiest.what}. The timings of such runs are skewed; rerun on a quiet machine.`, "");
+  }
+
+  out.push(
+    "## Calibration: what workerd and local D1 cost by themselves",
+    "",
+    `bench/calibration-worker.js, ${report.config.calibrationMs} ms per run: \`/null\` answers "ok"; \`/d1\` first writes one row to Miniflare's local D1 (JavaScript Workers and a Durable Object in the same workerd process, i.e. CPU a deployed Worker is not billed for). The gateway writes one generation row per request (${f2(d1QueriesPerRequest(report))} D1 queries per request in the metering run); the "without local D1" figures below subtract that many times the difference.`,
+    "",
+    table(
+      ["Connections", "/null req/s", "/null CPU µs", "/d1 req/s", "/d1 CPU µs", "One local D1 query, CPU µs"],
+      [...new Set(report.calibration.map((c) => c.connections))].map((connections) => {
+        const run = (/** @type {string} */ path) => /** @type {Measured} */ (report.calibration.find((c) => c.connections === connections && c.path === path)?.run);
+        return [connections, f0(run("/null").rps), f0(run("/null").cpuMicrosPerRequest), f0(run("/d1").rps), f0(run("/d1").cpuMicrosPerRequest), f0(localD1Micros(report, connections))];
+      }),
+    ),
+    "",
+  );
+
+  out.push(
+    "## Floor and gateway",
+    "",
+    `Each run: ${report.config.warmupMs} ms warm-up, then ${report.config.durationMs} ms measured. Latency and TTFT in ms (p50 / p99); CPU: µs of the Worker's workerd process per request.`,
+    "",
+    table(
+      ["Scenario", "Conns", "Floor req/s", "Gateway req/s", "Ratio", "Floor latency", "Gateway latency", "Added p50", "Floor TTFT", "Gateway TTFT", "Floor CPU", "Gateway CPU", "CPU ratio", "Gateway CPU without local D1 (est.)", "Errors"],
+      report.scenarios.map((s) => [
+        s.title,
+        s.connections,
+        f0(s.floor.rps),
+        f0(s.gateway.rps),
+        f2(s.gateway.rps / s.floor.rps),
+        pp(s.floor.latencyMs),
+        pp(s.gateway.latencyMs),
+        signed(s.gateway.latencyMs.p50 - s.floor.latencyMs.p50),
+        s.stream ? pp(s.floor.ttftMs) : "–",
+        s.stream ? pp(s.gateway.ttftMs) : "–",
+        f0(s.floor.cpuMicrosPerRequest),
+        f0(s.gateway.cpuMicrosPerRequest),
+        f2(s.gateway.cpuMicrosPerRequest / s.floor.cpuMicrosPerRequest),
+        `${f0(withoutLocalD1(report, s.gateway, s.connections))} (${f2(withoutLocalD1(report, s.gateway, s.connections) / s.floor.cpuMicrosPerRequest)} ×)`,
+        `${s.floor.errors} / ${s.gateway.errors}`,
+      ]),
+    ),
+    "",
+    `How busy each process was during each run (% of one core; the machine has ${m.cores}), to see what limited throughput. "Other" is every other process on the machine plus CPU the hypervisor took from this VM (steal); much above 0 means something else competed for the cores and skewed the run.`,
+    "",
+    table(
+      ["Scenario", "Conns", "Floor: workerd / client / mock / other", "Gateway: workerd / client / mock / other", "Bytes per answer (floor / gateway)"],
+      report.scenarios.map((s) => [
+        s.title,
+        s.connections,
+        `${f0(s.floor.workerdCpuPct)} / ${f0(s.floor.clientCpuPct)} / ${f0(s.floor.mockCpuPct)} / ${f0(s.floor.otherCpuPct)}`,
+        `${f0(s.gateway.workerdCpuPct)} / ${f0(s.gateway.clientCpuPct)} / ${f0(s.gateway.mockCpuPct)} / ${f0(s.gateway.otherCpuPct)}`,
+        `${f0(s.floor.bytesPerRequest)} / ${f0(s.gateway.bytesPerRequest)}`,
+      ]),
+    ),
+    "",
+  );
+
+  const c = report.cpuCase;
+  out.push(
+    `## CPU: streamed ${c.words.toLocaleString("en")}-chunk Anthropic translation`,
+    "",
+    `\`anthropic/claude-haiku-4.5\`, \`[[words:${c.words}]]\`, ${c.connections} connections, ${report.config.cpuCaseMs} ms measured. The floor forwards the same ${c.words.toLocaleString("en")} words from the mock's OpenAI path (it cannot translate).`,
+    "",
+    table(
+      ["", "Requests", "req/s", "Latency p50 / p99 ms", "CPU µs per request"],
+      [
+        ["Floor", c.floor.requests, f0(c.floor.rps), pp(c.floor.latencyMs), f0(c.floor.cpuMicrosPerRequest)],
+        ["Gateway", c.gateway.requests, f0(c.gateway.rps), pp(c.gateway.latencyMs), f0(c.gateway.cpuMicrosPerRequest)],
+      ],
+    ),
+    "",
+  );
+
+  const mem = report.memory;
+  out.push(
+    "## Memory: one large stream read slowly",
+    "",
+    `\`[[words:${mem.words}]]\` streamed through the Anthropic translation, read at about ${mem.bytesPerSecond / 1e6} MB/s (and once as fast as possible); workerd's RSS sampled every 20 ms, baseline = mean of 10 samples just before.`,
+    "",
+    "Reader-bound: whether the reader, not the producer, set the pace (took ≥ 90 % of bytes ÷ read rate); only then does a gateway that ignores backpressure have to hold the difference.",
+    "",
+    table(
+      ["", "Streamed", "Took", "Reader-bound", "RSS before", "RSS peak", "Peak − baseline"],
+      [
+        ["Floor (OpenAI path, same words)", mem.floor, mem.bytesPerSecond],
+        ["Gateway, reader as fast as it can (first large stream; not a target)", mem.gatewayFastReader, Infinity],
+        ...mem.gateway.map((g, i) => [`Gateway, slow reader, run ${i + 1}`, g, mem.bytesPerSecond]),
+      ].map(([name, r, rate]) => {
+        const x = /** @type {MemoryResult} */ (r);
+        const readerBound = !Number.isFinite(rate) ? "–" : x.seconds >= (0.9 * x.bytes) / Number(rate) ? "yes" : "no";
+        return [String(name), `${f1(x.bytes / 1e6)} MB`, `${f1(x.seconds)} s`, readerBound, `${f1(x.baselineMb)} MB`, `${f1(x.peakMb)} MB`, `+${f1(x.deltaMb)} MB`];
+      }),
+    ),
+    "",
+  );
+
+  out.push(
+    "## Billable operations and cost per million requests",
+    "",
+    `Instrumented gateway (bench/metered-entry.ts) in its own run (its CPU is not used), ${report.config.meteringMs} ms of load after the warm-up; meters read ${report.config.settleMs} ms after the last response. Prices: bench/cloudflare-prices.mjs, read ${PRICES_READ_ON}; included monthly allowances and the $5 minimum left out. Workers CPU comes from the floor-versus-gateway scenario named in each section.`,
+    "",
+  );
+  for (const run of report.metering) {
+    const meter = run.meter;
+    const n = meter.workerInvocations;
+    out.push(
+      `### ${run.title} (${n} requests, ${run.connections} connections; CPU from ${run.cpuFrom})`,
+      "",
+      `Per request: ${f2(meter.doRequests / n)} Durable Object calls, ${f2(meter.doAlarms / n)} alarms, ${f2(meter.doRowsRead / n)} DO rows read, ${f2(meter.doRowsWritten / n)} DO rows written (${f2(meter.doSetAlarms / n)} of them setAlarm), ${f2(meter.d1Queries / n)} D1 queries, ${f2(meter.d1RowsRead / n)} D1 rows read, ${f2(meter.d1RowsWritten / n)} D1 rows written.`,
+      "",
+      table(
+        ["Item", "Units per request", "Price per million units", "$ per million requests", "Note"],
+        [
+          ...run.cost.lines.map((line) => [line.item, line.unitsPerRequest.toPrecision(3), `$${PRICES[line.key].usdPerMillion}`, usd(line.usdPerMillionRequests), line.note]),
+          ["**Total**", "", "", `**${usd(run.cost.totalUsdPerMillion)}**`, ""],
+        ],
+      ),
+      "",
+    );
+  }
+
+  out.push(
+    "## Ledger distance",
+    "",
+    `Streaming, 1 connection, TTFT p50 / p99 in ms; ${report.config.distanceMs} ms per cell. Every call on a ledger stub waits the delay before it is made (bench/metered-entry.ts); baseline: the same bundle with no delay, in the same run.`,
+    "",
+    table(
+      ["Variant", "Upstream first-token delay", "Requests (0 / delayed)", "TTFT, delay 0", "TTFT, delayed", "Added p50", "Added p99"],
+      report.distance.map((d) => [
+        d.title,
+        `${d.slowUpstreamMs} ms`,
+        `${d.baseline.requests} / ${d.delayed.requests}`,
+        pp(d.baseline.ttftMs),
+        pp(d.delayed.ttftMs),
+        signed((d.delayed.ttftMs?.p50 ?? NaN) - (d.baseline.ttftMs?.p50 ?? NaN), 1),
+        signed((d.delayed.ttftMs?.p99 ?? NaN) - (d.baseline.ttftMs?.p99 ?? NaN), 1),
+      ]),
+    ),
+    "",
+    "## How the numbers are measured",
+    "",
+    "- **Targets under test**: the production bundle (`wrangler deploy --dry-run`) and the floor (bench/floor-worker.js, a pass-through Worker), each in its own Miniflare/workerd process, served on a direct workerd socket on 127.0.0.1 (Miniflare's entry socket would add its entry Worker to every request), in front of the mock provider (tools/mock-provider) in its own Node process. D1 and Durable Objects are Miniflare's local implementations inside the gateway's workerd process. Every `fetch()` from a Worker passes through Miniflare's outbound interceptor (a JavaScript Worker in the same process), for the floor and the gateway alike.",
+    "- **Requests**: `POST /api/v1/chat/completions`, `openai/gpt-4o-mini`, prompt `Hello [[words:20]]` (20 words), `max_tokens` 64; the floor is sent the exact body the gateway sends upstream (captured from the mock), so the mock does the same work for both.",
+    "- **Load**: node:http with a keep-alive agent, N connections each sending back to back; req/s = completed requests ÷ measured wall time.",
+    "- **Latency**: first byte sent to last byte received. **TTFT**: to the first SSE event carrying non-empty content (the gateway's `: SWITCHYARD PROCESSING` comment and the role chunk do not count).",
+    "- **CPU per request**: utime + stime of the target's workerd process (all threads; /proc/<pid>/stat, clock ticks of `getconf CLK_TCK`) over the measured window ÷ requests completed. For the gateway this includes its Durable Objects and the local D1 simulation (see Calibration), which a deployed Worker is not billed for as CPU; for both, Miniflare's outbound interceptor.",
+    "- **Memory**: VmRSS of the gateway's workerd process (/proc/<pid>/status).",
+    `- **Prices**: ${PRICE_SOURCES.join(", ")}.`,
+    "",
+  );
+  return `${out.join("\n")}\n`;
+}

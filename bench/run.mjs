@@ -1,0 +1,387 @@
+#!/usr/bin/env node
+// @ts-check
+/**
+ * @module bench/run
+ * `npm run bench`: the gateway against a bare pass-through Worker (the floor), both in front of
+ * the mock provider, plus metering, memory and ledger-distance runs; writes bench/results.md and
+ * bench/results.json. `npm run bench:smoke` (`--smoke`): the same with tiny durations, results in
+ * bench/.build/, and a non-zero exit on any failed request or on meters that stayed at zero,
+ * never on a timing. A full run also exits non-zero when a request failed, after writing the
+ * results. See bench/README.md.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildBundles } from "./build.mjs";
+import { costPerMillionRequests } from "./cost.mjs";
+import { startMockChild } from "./mock.mjs";
+import { machineInfo, renderMarkdown, evaluateTargets } from "./report.mjs";
+import {
+  ANTHROPIC_MODEL,
+  HELLO,
+  OPENAI_MODEL,
+  chatBody,
+  measure,
+  memoryCase,
+  meteringRun,
+  upstreamBodyOf,
+  withPrompt,
+} from "./scenarios.mjs";
+import { provision, startCalibration, startFloor, startGateway } from "./targets.mjs";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const BUILD = join(ROOT, "bench", ".build");
+
+/**
+ * @typedef {object} Config
+ * @property {number} warmupMs
+ * @property {number} durationMs  Each floor-versus-gateway run.
+ * @property {number} cpuCaseMs
+ * @property {number} calibrationMs  Each calibration run.
+ * @property {number} memoryWords  Words of the large stream (~300 bytes each out of the gateway).
+ * @property {number} meteringMs
+ * @property {number} settleMs  Wait after a metering run before reading the meter.
+ * @property {number} distanceWarmupMs
+ * @property {number} distanceMs
+ */
+
+/** @type {Config} */
+const FULL = { warmupMs: 1000, durationMs: 5000, cpuCaseMs: 3000, calibrationMs: 2000, memoryWords: 34_000, meteringMs: 3000, settleMs: 1500, distanceWarmupMs: 500, distanceMs: 4000 };
+/** @type {Config} */
+const SMOKE = { warmupMs: 0, durationMs: 200, cpuCaseMs: 200, calibrationMs: 100, memoryWords: 1000, meteringMs: 200, settleMs: 300, distanceWarmupMs: 0, distanceMs: 100 };
+
+/** Floor-versus-gateway scenarios; translation sends the floor the OpenAI equivalent. */
+const SCENARIOS = [
+  { id: "nonstream@1", title: "non-streaming", model: OPENAI_MODEL, stream: false, connections: 1 },
+  { id: "nonstream@32", title: "non-streaming", model: OPENAI_MODEL, stream: false, connections: 32 },
+  { id: "stream@1", title: "streaming", model: OPENAI_MODEL, stream: true, connections: 1 },
+  { id: "stream@32", title: "streaming", model: OPENAI_MODEL, stream: true, connections: 32 },
+  { id: "translate@1", title: "streaming, Anthropic upstream (floor: OpenAI)", model: ANTHROPIC_MODEL, stream: true, connections: 1 },
+  { id: "translate@32", title: "streaming, Anthropic upstream (floor: OpenAI)", model: ANTHROPIC_MODEL, stream: true, connections: 32 },
+];
+
+const CPU_CASE_WORDS = 1000;
+const CPU_CASE_CONNECTIONS = 2;
+const METERING_CONNECTIONS = 4;
+const SHARDS = 4;
+const DELAY_MS = 50;
+const SLOW_UPSTREAM_MS = [0, 200];
+/** Read the large stream at about 1 MB/s: slower than the gateway produces it on the benchmark machine. */
+const SLOW_READ_BYTES_PER_SECOND = 1e6;
+const CALIBRATION_CONNECTIONS = [1, 32];
+
+/** @param {string} line */
+const log = (line) => console.log(`[bench] ${line}`);
+
+/**
+ * @template T
+ * @param {string} what
+ * @param {() => Promise<T>} run
+ */
+async function step(what, run) {
+  const started = performance.now();
+  const value = await run();
+  log(`${what} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  return value;
+}
+
+/** @param {import("./load.mjs").Summary} s */
+const brief = (s) =>
+  `${s.rps.toFixed(0)} req/s, p50 ${s.latencyMs.p50.toFixed(2)} ms${s.ttftMs ? `, ttft p50 ${s.ttftMs.p50.toFixed(2)} ms` : ""}${s.errors ? `, ${s.errors} ERRORS` : ""}`;
+
+/**
+ * @typedef {import("./targets.mjs").Instance} Instance
+ * @typedef {import("./mock.mjs").MockChild} MockChild
+ * @typedef {import("./scenarios.mjs").Measured} Measured
+ * @typedef {{ gateway: string, metered: string }} Bundles
+ * @typedef {<I extends Instance>(started: Promise<I>) => Promise<I>} Track
+ */
+
+/**
+ * Run one phase; every instance it starts through `track` is disposed when it ends, so phases
+ * never compete with each other for the cores.
+ * @template T
+ * @param {(track: Track) => Promise<T>} run
+ */
+async function phase(run) {
+  /** @type {Instance[]} */
+  const live = [];
+  try {
+    return await run(async (started) => {
+      const instance = await started;
+      live.push(instance);
+      return instance;
+    });
+  } finally {
+    for (const instance of live) await instance.dispose();
+  }
+}
+
+/**
+ * What workerd and Miniflare's local D1 cost per request by themselves.
+ * @param {Config} config
+ * @param {MockChild} mock
+ */
+function calibrate(config, mock) {
+  return phase(async (track) => {
+    const instance = await step("calibration worker started", () => track(startCalibration(ROOT)));
+    const timing = { warmupMs: config.warmupMs, durationMs: config.calibrationMs };
+    const runs = [];
+    for (const connections of CALIBRATION_CONNECTIONS) {
+      for (const path of ["/null", "/d1"]) {
+        const run = await step(`calibration ${path} @${connections}`, () => measure({ instance, key: "", path }, "{}", false, connections, timing, mock.pid));
+        runs.push({ path, connections, run });
+      }
+    }
+    return runs;
+  });
+}
+
+/**
+ * The floor and the production gateway side by side: the scenarios, the CPU case, the memory case.
+ * @param {Config} config
+ * @param {MockChild} mock
+ * @param {Bundles} bundles
+ */
+function compare(config, mock, bundles) {
+  return phase(async (track) => {
+    const floor = await step("floor started", () => track(startFloor(ROOT, mock.url)));
+    const gateway = await step("gateway started", () => track(startGateway(ROOT, "gateway", bundles.gateway, mock.url)));
+    const gatewayEp = { instance: gateway, key: await provision(gateway, "bench") };
+    const floorEp = { instance: floor, key: "unused-by-the-floor" };
+    // What the gateway sends upstream for openai/gpt-4o-mini, as JSON and as a stream request.
+    const upstream = {
+      json: await upstreamBodyOf(gatewayEp, mock, chatBody(OPENAI_MODEL, HELLO), false),
+      sse: await upstreamBodyOf(gatewayEp, mock, chatBody(OPENAI_MODEL, HELLO, { stream: true }), true),
+    };
+    const timing = { warmupMs: config.warmupMs, durationMs: config.durationMs };
+
+    /** @type {import("./report.mjs").ScenarioResult[]} */
+    const scenarios = [];
+    for (const s of SCENARIOS) {
+      const floorBody = JSON.stringify(s.stream ? upstream.sse : upstream.json);
+      const fl = await step(`${s.id} floor`, () => measure(floorEp, floorBody, s.stream, s.connections, timing, mock.pid));
+      const gw = await step(`${s.id} gateway`, () => measure(gatewayEp, chatBody(s.model, HELLO, { stream: s.stream }), s.stream, s.connections, timing, mock.pid));
+      log(`  floor ${brief(fl)} | gateway ${brief(gw)}`);
+      scenarios.push({ ...s, floor: fl, gateway: gw });
+    }
+
+    const cpuContent = `Hello [[words:${CPU_CASE_WORDS}]]`;
+    const cpuTiming = { warmupMs: config.warmupMs, durationMs: config.cpuCaseMs };
+    const cpuCase = {
+      words: CPU_CASE_WORDS,
+      connections: CPU_CASE_CONNECTIONS,
+      floor: await step("cpu case floor", () => measure(floorEp, withPrompt(upstream.sse, cpuContent, CPU_CASE_WORDS), true, CPU_CASE_CONNECTIONS, cpuTiming, mock.pid)),
+      gateway: await step("cpu case gateway", () =>
+        measure(gatewayEp, chatBody(ANTHROPIC_MODEL, cpuContent, { stream: true, maxTokens: CPU_CASE_WORDS }), true, CPU_CASE_CONNECTIONS, cpuTiming, mock.pid),
+      ),
+    };
+    log(`  gateway ${cpuCase.gateway.cpuMicrosPerRequest.toFixed(0)} µs CPU per 1,000-chunk translated stream (floor ${cpuCase.floor.cpuMicrosPerRequest.toFixed(0)} µs)`);
+
+    const bigContent = `Hello [[words:${config.memoryWords}]]`;
+    const bigGatewayBody = chatBody(ANTHROPIC_MODEL, bigContent, { stream: true, maxTokens: config.memoryWords });
+    const memory = {
+      words: config.memoryWords,
+      bytesPerSecond: SLOW_READ_BYTES_PER_SECOND,
+      floor: await step("memory floor", () => memoryCase(floorEp, withPrompt(upstream.sse, bigContent, config.memoryWords), SLOW_READ_BYTES_PER_SECOND)),
+      // First, read as fast as it comes: the first large stream may grow the isolate's heap for
+      // good, and with no backlog to hold this shows the stream's own working set.
+      gatewayFastReader: await step("memory gateway (fast reader)", () => memoryCase(gatewayEp, bigGatewayBody, Infinity)),
+      gateway: [
+        await step("memory gateway (slow reader, 1st)", () => memoryCase(gatewayEp, bigGatewayBody, SLOW_READ_BYTES_PER_SECOND)),
+        await step("memory gateway (slow reader, 2nd)", () => memoryCase(gatewayEp, bigGatewayBody, SLOW_READ_BYTES_PER_SECOND)),
+      ],
+    };
+    log(`  gateway +${memory.gateway.map((m) => m.deltaMb.toFixed(1)).join(" / +")} MB for ${(memory.gateway[0]?.bytes ?? 0) / 1e6} MB streamed`);
+    return { scenarios, cpuCase, memory };
+  });
+}
+
+const METERING_CASES = [
+  { id: "nonstream", title: "non-streaming", workspace: "bench", stream: false, cpuFrom: "nonstream@32" },
+  { id: "stream", title: "streaming", workspace: "bench", stream: true, cpuFrom: "stream@32" },
+  { id: "stream-sharded", title: `streaming, workspace with ${SHARDS} ledger shards`, workspace: "bench-sharded", stream: true, cpuFrom: "stream@32" },
+];
+
+/** (i) every ledger object far; (ii) shards near the traffic, only the Ledger far. */
+const DISTANCE_VARIANTS = [
+  { id: "all-far", title: `ledger objects ${DELAY_MS} ms away (unsharded workspace)`, scope: "all", workspace: "bench" },
+  { id: "shards-near", title: `${SHARDS} shards near, Ledger ${DELAY_MS} ms away`, scope: "ledger", workspace: "bench-sharded" },
+];
+
+/**
+ * Provision both bench workspaces on a gateway.
+ * @param {import("./targets.mjs").Gateway} gateway
+ * @returns {Promise<Record<string, import("./scenarios.mjs").Endpoint>>}
+ */
+async function workspaces(gateway) {
+  return {
+    bench: { instance: gateway, key: await provision(gateway, "bench") },
+    "bench-sharded": { instance: gateway, key: await provision(gateway, "bench-sharded", { shards: SHARDS }) },
+  };
+}
+
+/**
+ * Streaming TTFT at 1 connection, the mock's first token immediate or `slowMs` late.
+ * @param {Config} config
+ * @param {MockChild} mock
+ * @param {import("./scenarios.mjs").Endpoint} endpoint
+ * @param {number} slowMs
+ * @param {string} what
+ */
+function ttftRun(config, mock, endpoint, slowMs, what) {
+  const content = slowMs ? `[[slow:${slowMs}]] ${HELLO}` : HELLO;
+  const timing = { warmupMs: config.distanceWarmupMs, durationMs: config.distanceMs };
+  return step(what, () => measure(endpoint, chatBody(OPENAI_MODEL, content, { stream: true }), true, 1, timing, mock.pid));
+}
+
+/**
+ * The instrumented gateway with its ledger near: the metering runs and the distance baselines.
+ * @param {Config} config
+ * @param {MockChild} mock
+ * @param {Bundles} bundles
+ * @param {import("./report.mjs").ScenarioResult[]} scenarios  for the Workers CPU of each case
+ */
+function meterAndBaselines(config, mock, bundles, scenarios) {
+  return phase(async (track) => {
+    const near = await step("metered gateway started", () => track(startGateway(ROOT, "metered", bundles.metered, mock.url, { BENCH_LEDGER_DELAY_MS: "0" })));
+    const endpoints = await workspaces(near);
+    const timing = { warmupMs: config.warmupMs, durationMs: config.meteringMs, settleMs: config.settleMs };
+    const metering = [];
+    for (const m of METERING_CASES) {
+      const body = chatBody(OPENAI_MODEL, HELLO, { stream: m.stream });
+      const run = await step(`metering ${m.id}`, () => meteringRun(/** @type {import("./scenarios.mjs").Endpoint} */ (endpoints[m.workspace]), body, m.stream, METERING_CONNECTIONS, timing));
+      const cpu = scenarios.find((s) => s.id === m.cpuFrom)?.gateway.cpuMicrosPerRequest ?? NaN;
+      const cost = costPerMillionRequests(run.meter, cpu);
+      log(`  ${run.meter.workerInvocations} requests: $${cost.totalUsdPerMillion.toFixed(3)} per million`);
+      metering.push({ ...m, connections: METERING_CONNECTIONS, ...run, cost });
+    }
+    /** @type {Map<string, Measured>} variant id + upstream delay → TTFT run */
+    const baselines = new Map();
+    for (const v of DISTANCE_VARIANTS) {
+      for (const slowMs of SLOW_UPSTREAM_MS) {
+        const endpoint = /** @type {import("./scenarios.mjs").Endpoint} */ (endpoints[v.workspace]);
+        baselines.set(`${v.id}+${slowMs}`, await ttftRun(config, mock, endpoint, slowMs, `distance ${v.id} delay 0, upstream +${slowMs} ms`));
+      }
+    }
+    return { metering, baselines };
+  });
+}
+
+/**
+ * The instrumented gateway with its ledger far away, one instance per variant.
+ * @param {Config} config
+ * @param {MockChild} mock
+ * @param {Bundles} bundles
+ * @param {Map<string, Measured>} baselines  from {@link meterAndBaselines}
+ */
+async function distanceRuns(config, mock, bundles, baselines) {
+  /** @type {import("./report.mjs").DistanceResult[]} */
+  const distance = [];
+  for (const v of DISTANCE_VARIANTS) {
+    await phase(async (track) => {
+      const vars = { BENCH_LEDGER_DELAY_MS: String(DELAY_MS), BENCH_LEDGER_DELAY_SCOPE: v.scope };
+      const far = await step(`metered gateway (${v.id}) started`, () => track(startGateway(ROOT, `metered-${v.id}`, bundles.metered, mock.url, vars)));
+      const endpoint = /** @type {import("./scenarios.mjs").Endpoint} */ ((await workspaces(far))[v.workspace]);
+      for (const slowMs of SLOW_UPSTREAM_MS) {
+        const delayed = await ttftRun(config, mock, endpoint, slowMs, `distance ${v.id} delay ${DELAY_MS}, upstream +${slowMs} ms`);
+        const baseline = /** @type {Measured} */ (baselines.get(`${v.id}+${slowMs}`));
+        distance.push({ variant: v.id, title: v.title, delayMs: DELAY_MS, slowUpstreamMs: slowMs, baseline, delayed });
+        log(`  ttft p50 ${baseline.ttftMs?.p50.toFixed(1)} → ${delayed.ttftMs?.p50.toFixed(1)} ms`);
+      }
+    });
+  }
+  return distance;
+}
+
+/**
+ * @param {Config} config
+ * @param {MockChild} mock
+ * @param {Bundles} bundles
+ */
+async function runAll(config, mock, bundles) {
+  const calibration = await calibrate(config, mock);
+  const { scenarios, cpuCase, memory } = await compare(config, mock, bundles);
+  const { metering, baselines } = await meterAndBaselines(config, mock, bundles, scenarios);
+  const distance = await distanceRuns(config, mock, bundles, baselines);
+  return { calibration, scenarios, cpuCase, memory, metering, distance };
+}
+
+/**
+ * Every way a run can have gone wrong that is not a timing: failed requests and meters at zero.
+ * @param {Awaited<ReturnType<typeof runAll>>} results
+ * @returns {string[]}
+ */
+function failures(results) {
+  /** @type {string[]} */
+  const out = [];
+  /** @param {string} what @param {import("./load.mjs").Summary} s */
+  const check = (what, s) => {
+    if (s.requests === 0) out.push(`${what}: no request completed`);
+    if (s.errors > 0) out.push(`${what}: ${s.errors} of ${s.requests} requests failed (${s.non2xx} non-2xx): ${s.errorSamples.join(" | ")}`);
+  };
+  for (const c of results.calibration) check(`calibration ${c.path} @${c.connections}`, c.run);
+  for (const s of results.scenarios) {
+    check(`${s.id} floor`, s.floor);
+    check(`${s.id} gateway`, s.gateway);
+  }
+  check("cpu case floor", results.cpuCase.floor);
+  check("cpu case gateway", results.cpuCase.gateway);
+  for (const [i, m] of [results.memory.floor, results.memory.gatewayFastReader, ...results.memory.gateway].entries()) {
+    if (m.error) out.push(`memory case ${i === 0 ? "floor" : "gateway"}: ${m.error}`);
+  }
+  for (const m of results.metering) {
+    check(`metering ${m.id}`, m.summary);
+    for (const counter of /** @type {const} */ (["workerInvocations", "doRequests", "doRowsWritten", "d1RowsWritten"])) {
+      if (!(m.meter[counter] > 0)) out.push(`metering ${m.id}: ${counter} is 0`);
+    }
+  }
+  for (const d of results.distance) {
+    check(`distance ${d.variant} +${d.slowUpstreamMs} ms baseline`, d.baseline);
+    check(`distance ${d.variant} +${d.slowUpstreamMs} ms delayed`, d.delayed);
+  }
+  return out;
+}
+
+async function main() {
+  const smoke = process.argv.includes("--smoke");
+  const config = smoke ? SMOKE : FULL;
+  const outDir = smoke ? BUILD : join(ROOT, "bench");
+  mkdirSync(BUILD, { recursive: true });
+  const started = performance.now();
+
+  // Before building: the report names the commit (and any uncommitted changes) the bundles come from.
+  const machine = machineInfo(ROOT);
+  const bundles = await step("bundles built (wrangler deploy --dry-run)", () => buildBundles(ROOT, BUILD));
+  const mock = await step("mock provider started", () => startMockChild(ROOT));
+  let results;
+  try {
+    results = await runAll(config, mock, bundles);
+  } finally {
+    await mock.close();
+  }
+  const report = {
+    mode: smoke ? "smoke" : "full",
+    date: new Date().toISOString(),
+    machine,
+    config,
+    ...results,
+    targets: evaluateTargets(results),
+    failures: failures(results),
+    totalSeconds: (performance.now() - started) / 1000,
+  };
+  writeFileSync(join(outDir, "results.json"), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(outDir, "results.md"), renderMarkdown(report));
+  log(`results: ${join(outDir, "results.md")} (${report.totalSeconds.toFixed(0)} s)`);
+  if (smoke) log(`smoke run: ${report.targets.length} targets evaluated; timings at these durations mean nothing, only failures count`);
+  else for (const t of report.targets) log(`${t.met ? "met " : "MISS"} ${t.target}: ${t.measured}`);
+  if (report.failures.length) {
+    for (const f of report.failures) console.error(`[bench] FAILED ${f}`);
+    process.exit(1);
+  }
+}
+
+main().catch((error) => {
+  console.error(`[bench] ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exit(1);
+});

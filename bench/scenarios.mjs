@@ -1,0 +1,189 @@
+// @ts-check
+/**
+ * @module bench/scenarios
+ * What is measured and how: request bodies, floor-versus-gateway runs with CPU per request, the
+ * CPU case, the memory case, metering runs and distance runs. bench/run.mjs decides the order.
+ */
+import { cpuWindow, rssBytes } from "./proc.mjs";
+import { readSlowly, runLoad, send } from "./load.mjs";
+import { Agent } from "node:http";
+
+export const OPENAI_MODEL = "openai/gpt-4o-mini";
+export const ANTHROPIC_MODEL = "anthropic/claude-haiku-4.5";
+export const HELLO = "Hello [[words:20]]";
+const CHAT_PATH = "/api/v1/chat/completions";
+
+/**
+ * @typedef {import("./targets.mjs").Instance} Instance
+ * @typedef {import("./load.mjs").Summary} Summary
+ * @typedef {import("./load.mjs").Target} Target
+ * @typedef {{ instance: Instance, key: string, path?: string }} Endpoint  A Worker, the API key to
+ *   send and the path (default: the chat completions route).
+ * @typedef {{ warmupMs: number, durationMs: number }} Timing
+ *
+ * @typedef {Summary & { cpuMicrosPerRequest: number, workerdCpuPct: number, clientCpuPct: number, mockCpuPct: number, otherCpuPct: number }} Measured
+ *   CPU: of the Worker's workerd process per completed request; and how busy each process was
+ *   during the window (% of one core), to tell when the client or the mock is the bottleneck,
+ *   and everything else on the machine (`other`), which should be near 0.
+ */
+
+/**
+ * A client request body.
+ * @param {string} model
+ * @param {string} content
+ * @param {{ stream?: boolean, maxTokens?: number }} [options]
+ */
+export function chatBody(model, content, { stream = false, maxTokens = 64 } = {}) {
+  return JSON.stringify({ model, messages: [{ role: "user", content }], max_tokens: maxTokens, ...(stream ? { stream: true } : {}) });
+}
+
+/**
+ * @param {Endpoint} endpoint
+ * @param {string} body
+ * @param {boolean} stream
+ * @returns {Target}
+ */
+function target(endpoint, body, stream) {
+  return {
+    url: new URL(endpoint.path ?? CHAT_PATH, endpoint.instance.url),
+    headers: { authorization: `Bearer ${endpoint.key}`, "content-type": "application/json" },
+    body,
+    stream,
+  };
+}
+
+/**
+ * The body the gateway sends upstream for `body` (an openai/… model): sent once through the
+ * gateway and read back from the mock. The floor forwards bodies unchanged, so sending it this
+ * body makes its upstream request the gateway's.
+ * @param {Endpoint} gateway
+ * @param {import("./mock.mjs").MockChild} mock
+ * @param {string} body
+ * @param {boolean} stream
+ * @returns {Promise<Record<string, unknown>>}
+ */
+export async function upstreamBodyOf(gateway, mock, body, stream) {
+  await mock.clearRequests();
+  const agent = new Agent();
+  try {
+    const sample = await send(agent, target(gateway, body, stream));
+    if (sample.error) throw new Error(`Capturing the upstream body failed: ${sample.error}`);
+  } finally {
+    agent.destroy();
+  }
+  const recorded = await mock.requests();
+  const last = recorded.at(-1);
+  if (!last) throw new Error("The mock recorded no request");
+  return last.body;
+}
+
+/**
+ * The gateway's upstream body for another prompt and token limit, derived from a captured one.
+ * @param {Record<string, unknown>} template  from {@link upstreamBodyOf}
+ * @param {string} content
+ * @param {number} maxTokens
+ */
+export function withPrompt(template, content, maxTokens) {
+  const limit = "max_completion_tokens" in template ? "max_completion_tokens" : "max_tokens";
+  return JSON.stringify({ ...template, messages: [{ role: "user", content }], [limit]: maxTokens });
+}
+
+/**
+ * One load run against one Worker, with the CPU its workerd used per request.
+ * @param {Endpoint} endpoint
+ * @param {string} body
+ * @param {boolean} stream
+ * @param {number} connections
+ * @param {Timing} timing
+ * @param {number} mockPid
+ * @returns {Promise<Measured>}
+ */
+export async function measure(endpoint, body, stream, connections, timing, mockPid) {
+  const window = cpuWindow({ workerd: endpoint.instance.pid, client: process.pid, mock: mockPid });
+  const { summary, window: cpu } = await runLoad(target(endpoint, body, stream), { connections, ...timing, window });
+  const pct = (/** @type {string} */ name) => ((cpu.cpuMicros[name] ?? 0) / (cpu.wallMs * 1000)) * 100;
+  return {
+    ...summary,
+    cpuMicrosPerRequest: summary.requests ? (cpu.cpuMicros.workerd ?? 0) / summary.requests : NaN,
+    workerdCpuPct: pct("workerd"),
+    clientCpuPct: pct("client"),
+    mockCpuPct: pct("mock"),
+    otherCpuPct: pct("machine") - pct("workerd") - pct("client") - pct("mock"),
+  };
+}
+
+/**
+ * Peak resident memory of a Worker's workerd above its resting level while one large stream is
+ * read slowly: RSS sampled every 20 ms; the baseline is the mean of 10 samples just before.
+ * @param {Endpoint} endpoint
+ * @param {string} body
+ * @param {number} bytesPerSecond
+ */
+export async function memoryCase(endpoint, body, bytesPerSecond) {
+  const pid = endpoint.instance.pid;
+  /** @type {number[]} */
+  const before = [];
+  for (let i = 0; i < 10; i++) {
+    before.push(rssBytes(pid));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const baseline = before.reduce((a, b) => a + b, 0) / before.length;
+  let peak = baseline;
+  const timer = setInterval(() => (peak = Math.max(peak, rssBytes(pid))), 20);
+  const sample = await readSlowly(target(endpoint, body, true), bytesPerSecond).finally(() => clearInterval(timer));
+  peak = Math.max(peak, rssBytes(pid));
+  const mb = (/** @type {number} */ bytes) => bytes / 2 ** 20;
+  return { bytes: sample.bytes, seconds: sample.latencyMs / 1000, baselineMb: mb(baseline), peakMb: mb(peak), deltaMb: mb(peak - baseline), error: sample.error };
+}
+
+/**
+ * @typedef {object} Meter  The counters of bench/metered-entry.ts.
+ * @property {number} workerInvocations
+ * @property {number} doRequests
+ * @property {number} doAlarms
+ * @property {number} doCallMs
+ * @property {number} doSetAlarms
+ * @property {number} doRowsRead
+ * @property {number} doRowsWritten
+ * @property {number} d1Queries
+ * @property {number} d1RowsRead
+ * @property {number} d1RowsWritten
+ * @property {number} queueOperations
+ * @property {number} r2ClassA
+ * @property {number} r2ClassB
+ */
+
+/**
+ * @param {Instance} instance
+ * @param {"GET" | "POST"} method
+ * @param {string} path
+ * @returns {Promise<Meter>}
+ */
+async function meterCall(instance, method, path) {
+  const res = await fetch(new URL(path, instance.url), { method });
+  if (!res.ok) throw new Error(`${method} ${path} → ${res.status}: ${await res.text()}`);
+  return /** @type {Meter} */ (await res.json());
+}
+
+/**
+ * Billable operations of a load run on the metered gateway: the meter is reset after the
+ * warm-up and read `settleMs` after the last response, once the settlements and generation
+ * records (waitUntil) and a LedgerShard's flush alarm (about a second) have run.
+ * @param {Endpoint} endpoint
+ * @param {string} body
+ * @param {boolean} stream
+ * @param {number} connections
+ * @param {Timing & { settleMs: number }} timing
+ * @returns {Promise<{ summary: Summary, meter: Meter }>}
+ */
+export async function meteringRun(endpoint, body, stream, connections, { settleMs, ...timing }) {
+  const window = {
+    start: async () => void (await meterCall(endpoint.instance, "POST", "/__bench/meter/reset")),
+    stop: async () => {
+      await new Promise((resolve) => setTimeout(resolve, settleMs));
+      return meterCall(endpoint.instance, "GET", "/__bench/meter");
+    },
+  };
+  const { summary, window: meter } = await runLoad(target(endpoint, body, stream), { connections, ...timing, window });
+  return { summary, meter };
+}
