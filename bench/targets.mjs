@@ -24,7 +24,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangler";
-import { wireProviders } from "../tools/dev.mjs";
+import { admin, wireProviders } from "../tools/dev.mjs";
 import { withNewChild } from "./proc.mjs";
 
 /**
@@ -166,25 +166,6 @@ async function migrate(mf, dir) {
       if (statement.trim()) await db.prepare(statement).run();
     }
   }
-}
-
-/**
- * One admin API call; throws with the gateway's answer on a non-2xx status.
- * @param {URL} base
- * @param {string} token
- * @param {string} method
- * @param {string} path
- * @param {unknown} [body]
- */
-async function admin(base, token, method, path, body) {
-  const res = await fetch(new URL(`/admin/v1${path}`, base), {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} /admin/v1${path} → ${res.status}: ${text}`);
-  return JSON.parse(text);
 }
 
 /**

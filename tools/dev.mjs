@@ -209,14 +209,14 @@ async function waitForWorker(url, alive, timeoutMs = 90_000) {
 
 /**
  * One admin API call; throws with the gateway's error message on a non-2xx answer.
- * @param {string} base
+ * @param {string | URL} base  The gateway's origin.
  * @param {string} token
  * @param {string} method
  * @param {string} path
  * @param {unknown} [body]
  */
-async function admin(base, token, method, path, body) {
-  const res = await fetch(`${base}/admin/v1${path}`, {
+export async function admin(base, token, method, path, body) {
+  const res = await fetch(new URL(`/admin/v1${path}`, base), {
     method,
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
