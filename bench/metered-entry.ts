@@ -26,9 +26,16 @@
  * `env.LEDGER`, including the LedgerShard's own calls to its Ledger (its `env` is wrapped too),
  * which models shards placed near the traffic and one Ledger far away.
  *
- * Bench routes (this bundle is never deployed): `GET /__bench/meter`, `POST /__bench/meter/reset`.
+ * Ledger off: after `POST /__bench/ledger/off` every ledger stub is replaced by one that answers
+ * admit, settle and release in the Worker at once (ample balance, no limits, nothing stored), so
+ * the same bundle in the same process measures a request without its ledger; `POST
+ * /__bench/ledger/on` restores the objects. The difference is what admission and settlement add.
+ *
+ * Bench routes (this bundle is never deployed): `GET /__bench/meter`, `POST /__bench/meter/reset`,
+ * `POST /__bench/ledger/off`, `POST /__bench/ledger/on`.
  */
 import gateway, { Ledger as GatewayLedger, LedgerShard as GatewayLedgerShard } from "../src/index";
+import type { AdmitInput, AdmitResult, SettleInput, SettleResult } from "../src/billing/ledger-schema";
 
 type BenchEnv = Env & { BENCH_LEDGER_DELAY_MS?: string; BENCH_LEDGER_DELAY_SCOPE?: string };
 type Cursor = SqlStorageCursor<Record<string, SqlStorageValue>>;
@@ -61,6 +68,24 @@ function resetMeter(): void {
   cursors = [];
 }
 
+let ledgerOff = false;
+let offHolds = 0;
+
+/** The ledger switched off: every request admitted with room to spare, settled as charged. */
+const ledgerOffStub = {
+  admit: async (input: AdmitInput): Promise<AdmitResult> => ({
+    ok: true,
+    holdId: `off-${++offHolds}`,
+    reservedMicros: 0,
+    maxTokens: input.requestedMaxTokens ?? input.modelMaxTokens,
+    capped: false,
+    rate: null,
+    headroom: { freeMicros: Number.MAX_SAFE_INTEGER, ratesTight: false },
+  }),
+  settle: async (input: SettleInput): Promise<SettleResult> => ({ settled: true, chargedMicros: input.costMicros, balanceMicros: 0 }),
+  release: async (): Promise<boolean> => true,
+};
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A stub whose method calls are counted, timed and, with a delay, made that much later. */
@@ -91,6 +116,7 @@ function meteredNamespace<T extends Rpc.DurableObjectBranded | undefined>(namesp
       if (typeof value !== "function") return value;
       if (prop === "get" || prop === "getByName") {
         return (...args: unknown[]): unknown => {
+          if (ledgerOff) return ledgerOffStub;
           const stub: unknown = Reflect.apply(value, target, args);
           return typeof stub === "object" && stub !== null ? meteredStub(stub, delayMs) : stub;
         };
@@ -200,6 +226,10 @@ export default {
     if (pathname === "/__bench/meter/reset" && request.method === "POST") {
       resetMeter();
       return Response.json(readMeter());
+    }
+    if ((pathname === "/__bench/ledger/off" || pathname === "/__bench/ledger/on") && request.method === "POST") {
+      ledgerOff = pathname.endsWith("/off");
+      return Response.json({ ledgerOff });
     }
     counters.workerInvocations++;
     return gateway.fetch(request, benchEnv(env), ctx);

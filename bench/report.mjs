@@ -19,6 +19,7 @@ import { PRICES, PRICES_READ_ON, PRICE_SOURCES } from "./cloudflare-prices.mjs";
  * @typedef {{ id: string, title: string, stream: boolean, connections: number, cpuFrom: string, summary: Summary, meter: Meter, cost: ReturnType<typeof import("./cost.mjs").costPerMillionRequests> }} MeteringResult
  * @typedef {{ variant: string, title: string, delayMs: number, slowUpstreamMs: number, baseline: Measured, delayed: Measured }} DistanceResult
  * @typedef {{ path: string, connections: number, run: Measured }} CalibrationResult
+ * @typedef {{ id: string, title: string, model: string, stream: boolean, connections: number, on: Measured, off: Measured, doCallsPerRequest: { on: number, off: number } }} LedgerResult
  * @typedef {object} Results
  * @property {CalibrationResult[]} calibration
  * @property {ScenarioResult[]} scenarios
@@ -26,6 +27,7 @@ import { PRICES, PRICES_READ_ON, PRICE_SOURCES } from "./cloudflare-prices.mjs";
  * @property {{ words: number, bytesPerSecond: number, floor: MemoryResult, gateway: MemoryResult[], gatewayFastReader: MemoryResult }} memory
  * @property {MeteringResult[]} metering
  * @property {DistanceResult[]} distance
+ * @property {LedgerResult[]} ledger
  * @typedef {{ target: string, measured: string, met: boolean }} TargetRow
  */
 
@@ -45,6 +47,7 @@ function otherLoad(r) {
     ...r.scenarios.flatMap((s) => /** @type {Array<[string, Measured]>} */ ([[`${s.id} floor`, s.floor], [`${s.id} gateway`, s.gateway]])),
     ["cpu case floor", r.cpuCase.floor],
     ["cpu case gateway", r.cpuCase.gateway],
+    ...r.ledger.flatMap((l) => /** @type {Array<[string, Measured]>} */ ([[`ledger on ${l.id}`, l.on], [`ledger off ${l.id}`, l.off]])),
     ...r.distance.flatMap((d) => /** @type {Array<[string, Measured]>} */ ([[`distance ${d.variant} +${d.slowUpstreamMs} ms, delay 0`, d.baseline], [`distance ${d.variant} +${d.slowUpstreamMs} ms, delayed`, d.delayed]])),
   ];
   return runs.reduce((worst, [what, run]) => (run.otherCpuPct > worst.pct ? { what, pct: run.otherCpuPct } : worst), { what: "", pct: -Infinity });
@@ -358,6 +361,29 @@ export function renderMarkdown(report) {
         signed((d.delayed.ttftMs?.p99 ?? NaN) - (d.baseline.ttftMs?.p99 ?? NaN), 1),
       ]),
     ),
+    "",
+    "## Ledger on and off: what admission and settlement add",
+    "",
+    `The metered gateway (bench/metered-entry.ts) with its ledger objects, and the same process with every ledger call answered in the Worker instead (\`POST /__bench/ledger/off\`: admitted with room to spare, settled as charged, nothing stored). Each row: on, off, off, on, ${Math.round(report.config.durationMs / 2)} ms each after ${report.config.warmupMs} ms warm-up; each side pools its two runs. Latency and TTFT p50 in ms; CPU: µs of the workerd process (Worker, Durable Objects and local D1) per request.`,
+    "",
+    table(
+      ["Scenario", "Conns", "req/s on / off", "Ratio", "Latency p50 on / off", "Added p50", "TTFT p50 on / off", "CPU on / off", "Added CPU", "DO calls per request on / off", "Errors"],
+      report.ledger.map((l) => [
+        l.title,
+        l.connections,
+        `${f0(l.on.rps)} / ${f0(l.off.rps)}`,
+        f2(l.on.rps / l.off.rps),
+        `${f2(l.on.latencyMs.p50)} / ${f2(l.off.latencyMs.p50)}`,
+        signed(l.on.latencyMs.p50 - l.off.latencyMs.p50),
+        l.stream ? `${f2(l.on.ttftMs?.p50 ?? NaN)} / ${f2(l.off.ttftMs?.p50 ?? NaN)}` : "–",
+        `${f0(l.on.cpuMicrosPerRequest)} / ${f0(l.off.cpuMicrosPerRequest)}`,
+        `${signed(l.on.cpuMicrosPerRequest - l.off.cpuMicrosPerRequest, 0)} µs`,
+        `${f2(l.doCallsPerRequest.on)} / ${f2(l.doCallsPerRequest.off)}`,
+        `${l.on.errors} / ${l.off.errors}`,
+      ]),
+    ),
+    "",
+    "Before the upstream call a request makes one of those calls (admission); the other (settlement) runs after the answer, off the client's path. The distance runs above show it: a ledger 50 ms away adds about one 50 ms round trip, not two.",
     "",
     "## How the numbers are measured",
     "",

@@ -23,6 +23,7 @@ import {
   chatBody,
   measure,
   memoryCase,
+  meterCall,
   meteringRun,
   upstreamBodyOf,
   withPrompt,
@@ -294,6 +295,81 @@ async function distanceRuns(config, mock, bundles, baselines) {
   return distance;
 }
 
+const LEDGER_CASES = SCENARIOS.filter((s) => s.model === OPENAI_MODEL);
+
+/**
+ * What admission and settlement add: the metered gateway with its ledger on and switched off
+ * (bench/metered-entry.ts), same process, same workspace. Each case runs on, off, off, on, so a
+ * drift over time (JIT, heap, D1 file growth) weighs on both sides alike; a side's figure is the
+ * mean of its two runs (requests and CPU pooled).
+ * @param {Config} config
+ * @param {MockChild} mock
+ * @param {Bundles} bundles
+ */
+function ledgerCost(config, mock, bundles) {
+  return phase(async (track) => {
+    const instance = await step("metered gateway (ledger on/off) started", () => track(startGateway(ROOT, "metered-ledger", bundles.metered, mock.url, { BENCH_LEDGER_DELAY_MS: "0" })));
+    const endpoint = { instance, key: await provision(instance, "bench") };
+    const timing = { warmupMs: config.warmupMs, durationMs: Math.round(config.durationMs / 2) };
+    /** @type {import("./report.mjs").LedgerResult[]} */
+    const cases = [];
+    for (const s of LEDGER_CASES) {
+      /** @type {Record<"on" | "off", Measured[]>} */
+      const runs = { on: [], off: [] };
+      /** @type {Record<"on" | "off", { requests: number, doRequests: number }>} */
+      const calls = { on: { requests: 0, doRequests: 0 }, off: { requests: 0, doRequests: 0 } };
+      for (const side of /** @type {const} */ (["on", "off", "off", "on"])) {
+        await meterCall(instance, "POST", `/__bench/ledger/${side}`);
+        await meterCall(instance, "POST", "/__bench/meter/reset");
+        const run = await step(`ledger ${side} ${s.id}`, () => measure(endpoint, chatBody(s.model, HELLO, { stream: s.stream }), s.stream, s.connections, timing, mock.pid));
+        // Settlements run after the response (waitUntil): let them land before reading the meter.
+        await new Promise((resolve) => setTimeout(resolve, config.settleMs));
+        const meter = await meterCall(instance, "GET", "/__bench/meter");
+        calls[side].requests += meter.workerInvocations;
+        calls[side].doRequests += meter.doRequests;
+        runs[side].push(run);
+      }
+      await meterCall(instance, "POST", "/__bench/ledger/on");
+      const on = pooled(runs.on);
+      const off = pooled(runs.off);
+      log(`  on ${brief(on)} | off ${brief(off)}; DO calls per request ${(calls.on.doRequests / calls.on.requests).toFixed(2)} / ${(calls.off.doRequests / calls.off.requests).toFixed(2)}`);
+      cases.push({ ...s, on, off, doCallsPerRequest: { on: calls.on.doRequests / calls.on.requests, off: calls.off.doRequests / calls.off.requests } });
+    }
+    return cases;
+  });
+}
+
+/**
+ * Two runs of the same case as one: requests, errors and CPU summed; rates, latencies and
+ * busy-ness averaged.
+ * @param {Measured[]} runs
+ * @returns {Measured}
+ */
+function pooled(runs) {
+  const [a, b] = /** @type {[Measured, Measured]} */ (runs);
+  const mean = (/** @type {number} */ x, /** @type {number} */ y) => (x + y) / 2;
+  /** @param {{ p50: number, p99: number } | null} x @param {{ p50: number, p99: number } | null} y */
+  const spread = (x, y) => (x && y ? { ...x, p50: mean(x.p50, y.p50), p99: mean(x.p99, y.p99) } : null);
+  const requests = a.requests + b.requests;
+  return {
+    ...a,
+    requests,
+    errors: a.errors + b.errors,
+    non2xx: a.non2xx + b.non2xx,
+    errorSamples: [...a.errorSamples, ...b.errorSamples],
+    rps: mean(a.rps, b.rps),
+    latencyMs: /** @type {Measured["latencyMs"]} */ (spread(a.latencyMs, b.latencyMs)),
+    ttftMs: spread(a.ttftMs, b.ttftMs),
+    ttfbMs: spread(a.ttfbMs, b.ttfbMs),
+    bytesPerRequest: mean(a.bytesPerRequest, b.bytesPerRequest),
+    cpuMicrosPerRequest: (a.cpuMicrosPerRequest * a.requests + b.cpuMicrosPerRequest * b.requests) / requests,
+    workerdCpuPct: mean(a.workerdCpuPct, b.workerdCpuPct),
+    clientCpuPct: mean(a.clientCpuPct, b.clientCpuPct),
+    mockCpuPct: mean(a.mockCpuPct, b.mockCpuPct),
+    otherCpuPct: mean(a.otherCpuPct, b.otherCpuPct),
+  };
+}
+
 /**
  * @param {Config} config
  * @param {MockChild} mock
@@ -304,7 +380,8 @@ async function runAll(config, mock, bundles) {
   const { scenarios, cpuCase, memory } = await compare(config, mock, bundles);
   const { metering, baselines } = await meterAndBaselines(config, mock, bundles, scenarios);
   const distance = await distanceRuns(config, mock, bundles, baselines);
-  return { calibration, scenarios, cpuCase, memory, metering, distance };
+  const ledger = await ledgerCost(config, mock, bundles);
+  return { calibration, scenarios, cpuCase, memory, metering, distance, ledger };
 }
 
 /**
@@ -335,6 +412,12 @@ function failures(results) {
     for (const counter of /** @type {const} */ (["workerInvocations", "doRequests", "doRowsWritten", "d1RowsWritten"])) {
       if (!(m.meter[counter] > 0)) out.push(`metering ${m.id}: ${counter} is 0`);
     }
+  }
+  for (const l of results.ledger) {
+    check(`ledger on ${l.id}`, l.on);
+    check(`ledger off ${l.id}`, l.off);
+    if (l.doCallsPerRequest.off !== 0) out.push(`ledger off ${l.id}: ${l.doCallsPerRequest.off} Durable Object calls per request (expected none)`);
+    if (!(l.doCallsPerRequest.on > 0)) out.push(`ledger on ${l.id}: no Durable Object call`);
   }
   for (const d of results.distance) {
     check(`distance ${d.variant} +${d.slowUpstreamMs} ms baseline`, d.baseline);

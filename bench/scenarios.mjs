@@ -154,12 +154,13 @@ export async function memoryCase(endpoint, body, bytesPerSecond) {
  */
 
 /**
+ * A call on one of the metered gateway's bench routes (bench/metered-entry.ts).
  * @param {Instance} instance
  * @param {"GET" | "POST"} method
  * @param {string} path
  * @returns {Promise<Meter>}
  */
-async function meterCall(instance, method, path) {
+export async function meterCall(instance, method, path) {
   const res = await fetch(new URL(path, instance.url), { method });
   if (!res.ok) throw new Error(`${method} ${path} → ${res.status}: ${await res.text()}`);
   return /** @type {Meter} */ (await res.json());
