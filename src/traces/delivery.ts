@@ -1,0 +1,132 @@
+/**
+ * @module traces/delivery
+ * The TRACE_DELIVERIES consumer: each message is one trace for one destination. Messages of the
+ * same destination in a batch are delivered together (one OTLP request, one Langfuse batch, one
+ * S3 object; webhooks one POST each), then each message is settled on its own outcome:
+ * delivered → ack; worth retrying → `retry` with exponential backoff or the destination's
+ * Retry-After (after the queue's max_retries it lands in TRACE_DLQ); permanent (a 4xx, a secret
+ * that does not decrypt) → recorded as a dead letter at once and acked. One D1 round trip per
+ * batch records each destination's delivery health.
+ */
+import { retryDelaySeconds } from "./backoff";
+import { traceForDelivery } from "./content";
+import { recordDeadLetters, type DeadLetterInput } from "./dead-letters";
+import { recordDeliveryState, DeliveryTallies } from "./delivery-state";
+import { getDestination, type Destination } from "./destination-store";
+import { deliverTo, type DeliveryOutcome } from "./destinations";
+import { mapLimited } from "./destinations/http";
+import { chunkBy, deliveryMessageSchema, jsonBytes, type DeliveryMessage } from "./messages";
+import type { Trace } from "./schema";
+
+export type DeliveryEnv = Pick<Env, "DB" | "MASTER_KEY"> & Partial<Pick<Env, "TRACE_CONTENT" | "TRACE_ARCHIVE">>;
+
+/** A destination's request carries at most this many traces and about this many bytes. */
+const GROUP_MAX_TRACES = 50;
+const GROUP_MAX_BYTES = 4 * 1024 * 1024;
+/** Destinations delivered to at once within a batch (webhooks open up to 3 connections each; Workers allow 6 open). */
+const DESTINATION_CONCURRENCY = 2;
+
+/**
+ * Deliver traces to one destination now: content filled in from R2 or stripped (privacy mode),
+ * sent in requests of bounded size. One outcome per trace, in order. Used by the consumer and by
+ * the admin API's test send.
+ */
+export async function deliverToDestination(env: DeliveryEnv, destination: Destination, traces: readonly Trace[]): Promise<DeliveryOutcome[]> {
+  if (!destination.target) {
+    const outcome: DeliveryOutcome = { ok: false, retryable: false, error: `destination cannot deliver: ${destination.problem ?? "unknown problem"}`, status: null, retryAfterSeconds: null };
+    return traces.map(() => outcome);
+  }
+  const target = destination.target;
+  const outcomes = new Array<DeliveryOutcome>(traces.length);
+  const ready: Array<{ index: number; trace: Trace; bytes: number }> = [];
+  await Promise.all(
+    traces.map(async (trace, index) => {
+      try {
+        const view = await traceForDelivery(env.TRACE_CONTENT, trace, destination.privacyMode);
+        ready.push({ index, trace: view, bytes: jsonBytes(view) });
+      } catch (error) {
+        outcomes[index] = { ok: false, retryable: true, error: `trace content could not be read from R2: ${String(error)}`, status: null, retryAfterSeconds: null };
+      }
+    }),
+  );
+  ready.sort((a, b) => a.index - b.index);
+  for (const group of chunkBy(ready, (r) => r.bytes, GROUP_MAX_TRACES, GROUP_MAX_BYTES)) {
+    const results = await deliverTo(target, group.map((r) => r.trace), env);
+    group.forEach((r, i) => {
+      outcomes[r.index] = results[i] ?? { ok: false, retryable: true, error: "no outcome reported", status: null, retryAfterSeconds: null };
+    });
+  }
+  return outcomes;
+}
+
+interface Parsed {
+  message: Message<unknown>;
+  body: DeliveryMessage;
+}
+
+export async function deliverBatch(batch: MessageBatch<unknown>, env: DeliveryEnv): Promise<void> {
+  const byDestination = new Map<string, Parsed[]>();
+  for (const message of batch.messages) {
+    const parsed = deliveryMessageSchema.safeParse(message.body);
+    if (!parsed.success) {
+      console.error(JSON.stringify({ level: "error", msg: "delivery message does not match the schema; dropped", messageId: message.id, issues: parsed.error.issues.slice(0, 5) }));
+      message.ack();
+      continue;
+    }
+    const key = `${parsed.data.trace.workspace_id}\u0000${parsed.data.destination_id}`;
+    const list = byDestination.get(key) ?? [];
+    list.push({ message, body: parsed.data });
+    byDestination.set(key, list);
+  }
+
+  const tallies = new DeliveryTallies();
+  const dead: Array<{ message: Message<unknown>; letter: DeadLetterInput }> = [];
+  await mapLimited([...byDestination.values()], DESTINATION_CONCURRENCY, async (items) => {
+    const first = items[0];
+    if (!first) return;
+    const workspaceId = first.body.trace.workspace_id;
+    const destinationId = first.body.destination_id;
+    let destination: Destination | null;
+    try {
+      destination = await getDestination(env, workspaceId, destinationId);
+    } catch (error) {
+      console.error(JSON.stringify({ level: "error", msg: "trace destination could not be loaded; retrying", workspaceId, destinationId, error: String(error) }));
+      for (const { message } of items) message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+      return;
+    }
+    if (!destination || !destination.enabled) {
+      // Deleted or disabled since the fan-out: the operator no longer wants these delivered.
+      for (const { message } of items) message.ack();
+      return;
+    }
+    const outcomes = await deliverToDestination(env, destination, items.map((i) => i.body.trace));
+    const now = Date.now();
+    items.forEach(({ message, body }, i) => {
+      const outcome = outcomes[i] ?? { ok: false, retryable: true, error: "no outcome", status: null, retryAfterSeconds: null };
+      if (outcome.ok) {
+        tallies.success(workspaceId, destinationId, now);
+        message.ack();
+        return;
+      }
+      tallies.failure(workspaceId, destinationId, now, outcome.error);
+      if (outcome.retryable) message.retry({ delaySeconds: retryDelaySeconds(message.attempts, outcome.retryAfterSeconds) });
+      else dead.push({ message, letter: { id: message.id, body, attempts: message.attempts, error: outcome.error } });
+    });
+  });
+
+  if (dead.length > 0) {
+    try {
+      await recordDeadLetters(env.DB, dead.map((d) => d.letter));
+      for (const d of dead) d.message.ack();
+    } catch (error) {
+      console.error(JSON.stringify({ level: "error", msg: "dead letters could not be recorded; retrying them", error: String(error) }));
+      for (const d of dead) d.message.retry({ delaySeconds: retryDelaySeconds(d.message.attempts) });
+    }
+  }
+  try {
+    await recordDeliveryState(env.DB, tallies.all);
+  } catch (error) {
+    // Health numbers only: never worth redelivering traces that did arrive.
+    console.error(JSON.stringify({ level: "error", msg: "trace delivery state could not be recorded", error: String(error) }));
+  }
+}
