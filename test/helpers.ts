@@ -2,10 +2,13 @@
  * Shared test helpers: calling the Worker, provisioning a workspace and key through the admin
  * API, and building upstream answers for msw.
  */
-import { exports } from "cloudflare:workers";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
 import { http, HttpResponse, type HttpHandler } from "msw";
 import { setupServer } from "msw/node";
 import { expect } from "vitest";
+import { forgetStickyRoutes, HEALTH_REGION } from "../src/api/chat/route-plan";
+import { forgetHealth } from "../src/routing/health-client";
 
 export const ADMIN_TOKEN = "test-admin-token";
 export const ORIGIN = "https://gateway.test";
@@ -22,11 +25,15 @@ export function admin(path: string, method: string, body?: unknown): Promise<Res
   });
 }
 
-/** Seed the catalog and create a workspace with $100 of credits and one key; returns the key. */
-export async function provision(workspace = "ws-test", credits: string | null = "100"): Promise<string> {
+/**
+ * Seed the catalog and create a workspace with $100 of credits and one key; returns the key.
+ * `provider`: the workspace's default routing preferences (e.g. `{ sort: "price" }` for tests
+ * that need a fixed cheapest-first order instead of load balancing).
+ */
+export async function provision(workspace = "ws-test", credits: string | null = "100", provider?: Record<string, unknown>): Promise<string> {
   const seeded = await admin("/catalog/seed", "POST");
   if (seeded.status !== 200) throw new Error(`seed failed: ${seeded.status} ${await seeded.text()}`);
-  const ws = await admin(`/workspaces/${workspace}`, "PUT", { name: "Test" });
+  const ws = await admin(`/workspaces/${workspace}`, "PUT", { name: "Test", ...(provider ? { provider } : {}) });
   if (ws.status !== 200) throw new Error(`workspace failed: ${ws.status} ${await ws.text()}`);
   if (credits !== null) {
     const topUp = await admin(`/workspaces/${workspace}/credits`, "POST", { amount: credits });
@@ -35,6 +42,19 @@ export async function provision(workspace = "ws-test", credits: string | null = 
   const created = await admin(`/workspaces/${workspace}/keys`, "POST", { name: "test" });
   const body = (await created.json()) as { key: string };
   return body.key;
+}
+
+/**
+ * Forget every endpoint's health (this isolate's view and the region's Health object: memory and
+ * stored breakers) and every conversation's sticky endpoint, so one test's failures do not reorder
+ * the next test's endpoints.
+ */
+export async function resetHealth(): Promise<void> {
+  forgetHealth();
+  forgetStickyRoutes();
+  const stub = env.HEALTH.getByName(HEALTH_REGION);
+  await runInDurableObject(stub, (_, state) => state.storage.deleteAll());
+  await evictDurableObject(stub);
 }
 
 export function chat(key: string, body: unknown, init: RequestInit = {}): Promise<Response> {

@@ -1,13 +1,16 @@
 /**
  * @module api/models
  * `GET /models` and `GET /models/:author/:slug/endpoints` in OpenRouter's shape: prices as USD per
- * token strings, converted exactly from the catalog's integer µ$ per million tokens.
+ * token strings, converted exactly from the catalog's integer µ$ per million tokens; endpoint
+ * uptime, latency and throughput over the last 30 minutes from the region's Health object.
  */
 import { Hono } from "hono";
 import { microsUsdString, perTokenUsdString } from "../billing/pricing";
 import { getCatalog, type CatalogEndpoint, type CatalogModel } from "../catalog/store";
 import type { AppEnv } from "../context";
 import { GatewayError } from "../errors";
+import type { EndpointHealth } from "../routing/health-types";
+import { HEALTH_REGION } from "./chat/route-plan";
 
 function pricingJson(e: CatalogEndpoint) {
   return {
@@ -54,6 +57,29 @@ function modelJson(model: CatalogModel, cheapest: CatalogEndpoint) {
 
 const totalPrice = (e: CatalogEndpoint) => e.promptPrice + e.completionPrice;
 
+/**
+ * The region's endpoint health, fresh from its Health object: a listing may afford one call, and
+ * it should not show an isolate's stale view. Without it the fields are null, as for no data.
+ */
+async function healthById(env: Env): Promise<Map<string, EndpointHealth>> {
+  try {
+    const snapshot = await env.HEALTH.getByName(HEALTH_REGION).snapshot();
+    return new Map(snapshot.endpoints.map((e) => [e.endpointId, e.health]));
+  } catch (error) {
+    console.error(JSON.stringify({ level: "warn", msg: "health snapshot unavailable", error: String(error) }));
+    return new Map();
+  }
+}
+
+/** OpenRouter's status: 0 up; negative when the endpoint is failing (breaker open: -2, half-open: -1). */
+function statusOf(health: EndpointHealth | undefined): number {
+  if (!health || health.breaker === "closed") return 0;
+  return health.breaker === "open" ? -2 : -1;
+}
+
+const rounded = (p: { p50: number; p75: number; p90: number; p99: number } | null) =>
+  p ? { p50: Math.round(p.p50 * 10) / 10, p75: Math.round(p.p75 * 10) / 10, p90: Math.round(p.p90 * 10) / 10, p99: Math.round(p.p99 * 10) / 10 } : null;
+
 export const models = new Hono<AppEnv>()
   .get("/models", async (c) => {
     const catalog = await getCatalog(c.env.DB);
@@ -71,6 +97,7 @@ export const models = new Hono<AppEnv>()
     const id = `${c.req.param("author")}/${c.req.param("slug")}`;
     const model = (await getCatalog(c.env.DB)).models.get(id);
     if (!model) throw new GatewayError("not_found", `Model not found: ${id}`);
+    const health = await healthById(c.env);
     return c.json({
       data: {
         id: model.id,
@@ -90,10 +117,11 @@ export const models = new Hono<AppEnv>()
           quantization: e.quantization,
           supported_parameters: [...e.parameters],
           region: e.effectiveRegion,
-          status: 0,
-          uptime_last_30m: null,
-          latency_last_30m: null,
-          throughput_last_30m: null,
+          status: statusOf(health.get(e.id)),
+          uptime_last_30m: health.get(e.id)?.uptime ?? null,
+          // Milliseconds to the first token, and output tokens per second.
+          latency_last_30m: rounded(health.get(e.id)?.latencyMs ?? null),
+          throughput_last_30m: rounded(health.get(e.id)?.throughputTps ?? null),
         })),
       },
     });

@@ -7,8 +7,9 @@
  * computed exactly and rounded once (see billing/pricing.ts).
  */
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { foreignKey, index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { ProviderFamily, ProviderOptions } from "../providers/types";
+import type { ProviderPreferences } from "../schemas/openrouter";
 
 export type Region = "eu" | "us" | "global";
 
@@ -31,6 +32,11 @@ export const workspaces = sqliteTable("workspaces", {
    * request). See docs/ledger-leases.md.
    */
   ledgerShards: integer("ledger_shards").notNull().default(1),
+  /**
+   * Default `provider` preferences for every request of the workspace (null: none), merged with
+   * each request's own (routing/merge: the workspace's restrictions cap the request's).
+   */
+  providerPreferences: text("provider_preferences", { mode: "json" }).$type<ProviderPreferences>(),
   createdAt: createdAt(),
 });
 
@@ -195,6 +201,91 @@ export const providerCredentials = sqliteTable(
   (t) => [uniqueIndex("provider_credentials_workspace_provider_idx").on(t.workspaceId, t.providerSlug)],
 );
 
+/**
+ * A workspace's trace destination (webhook, OTLP, S3, Langfuse; traces/destination-config.ts).
+ * Its secret — signing key, credential headers or key pair — is one JSON object encrypted with
+ * AES-GCM under `MASTER_KEY` (auth/secrets.ts), bound to the workspace and destination id; only
+ * `secret_hint` (the last 4 characters of each field) is ever shown.
+ */
+export const traceDestinations = sqliteTable(
+  "trace_destinations",
+  {
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    id: text("id").notNull(),
+    name: text("name"),
+    type: text("type").$type<"webhook" | "otlp" | "s3" | "langfuse">().notNull(),
+    /** The public part of the destination, JSON (traces/destination-config.ts `TargetConfig`). */
+    config: text("config").notNull(),
+    /** AES-GCM ciphertext with its tag, base64; null when the destination has no secret. */
+    secretCiphertext: text("secret_ciphertext"),
+    /** The 12-byte AES-GCM nonce, base64. */
+    secretIv: text("secret_iv"),
+    /** JSON: secret field → its last 4 characters. */
+    secretHint: text("secret_hint").notNull().default("{}"),
+    /** 0–1, the share of sessions delivered (a hash of the session id, traces/sampling.ts). */
+    samplingRate: real("sampling_rate").notNull().default(1),
+    /** JSON array of API key ids whose traces are delivered; null: every key. */
+    apiKeyIds: text("api_key_ids"),
+    /** Deliver no content (input messages, output text), only metadata. */
+    privacyMode: integer("privacy_mode", { mode: "boolean" }).notNull().default(false),
+    enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+    createdAt: createdAt(),
+    updatedAt: integer("updated_at", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.workspaceId, t.id] })],
+);
+
+/**
+ * Delivery health per destination, for the admin listing. The TRACE_DELIVERIES consumer adds to
+ * it with one upsert per destination per batch (not per trace), so D1 sees a few writes a second
+ * at most; additions are atomic in SQLite, so concurrent consumer invocations lose no count.
+ */
+export const traceDeliveryState = sqliteTable(
+  "trace_delivery_state",
+  {
+    workspaceId: text("workspace_id").notNull(),
+    destinationId: text("destination_id").notNull(),
+    delivered: integer("delivered").notNull().default(0),
+    /** Failed attempts (each retry counts once). */
+    failed: integer("failed").notNull().default(0),
+    lastSuccessAt: integer("last_success_at", { mode: "number" }),
+    lastErrorAt: integer("last_error_at", { mode: "number" }),
+    lastError: text("last_error"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.workspaceId, t.destinationId] }),
+    foreignKey({ columns: [t.workspaceId, t.destinationId], foreignColumns: [traceDestinations.workspaceId, traceDestinations.id] }).onDelete("cascade"),
+  ],
+);
+
+/**
+ * Deliveries (and traces) that exhausted their retries, written by the TRACE_DLQ consumer (or at
+ * once for a permanent failure such as a 4xx). An admin lists and replays them; replay re-sends
+ * the body to its queue and deletes the row.
+ */
+export const traceDeadLetters = sqliteTable(
+  "trace_dead_letters",
+  {
+    /** The queue message id: a redelivered dead letter is recorded once. */
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id").notNull(),
+    /** Null for a trace whose fan-out never succeeded. */
+    destinationId: text("destination_id"),
+    generationId: text("generation_id").notNull(),
+    /** The message body as JSON (traces/messages.ts `DeadLetterBody`). */
+    body: text("body").notNull(),
+    error: text("error"),
+    attempts: integer("attempts").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("trace_dead_letters_workspace_idx").on(t.workspaceId, t.createdAt),
+    index("trace_dead_letters_destination_idx").on(t.workspaceId, t.destinationId),
+  ],
+);
+
 export type Generation = typeof generations.$inferSelect;
 export type Workspace = typeof workspaces.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;
@@ -202,3 +293,5 @@ export type Provider = typeof providers.$inferSelect;
 export type Model = typeof models.$inferSelect;
 export type Endpoint = typeof endpoints.$inferSelect;
 export type ProviderCredential = typeof providerCredentials.$inferSelect;
+export type TraceDestinationRow = typeof traceDestinations.$inferSelect;
+export type TraceDeadLetter = typeof traceDeadLetters.$inferSelect;

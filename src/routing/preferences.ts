@@ -2,8 +2,9 @@
  * @module routing/preferences
  * The hard filters of OpenRouter's `provider` object: `only`, `ignore`, `order` with
  * `allow_fallbacks: false`, `data_collection: "deny"`, `zdr`, `quantizations`, `max_price` and
- * `require_parameters`. Each returns the reason an endpoint is excluded, in words that name the
- * constraint, or null. Soft preferences (sort, throughput, latency) belong to ordering.
+ * `require_parameters`. Each returns why an endpoint is excluded — the constraint it broke (to
+ * count exclusions per constraint) and the reason in words that name it — or null. Soft
+ * preferences (sort, throughput, latency) belong to routing/order.
  */
 import type { CatalogEndpoint } from "../catalog/store";
 import type { ChatRequest } from "../schemas/openai";
@@ -49,9 +50,22 @@ function capMicros(value: string | number | undefined): number | undefined {
 
 const lower = (list: readonly string[] | undefined) => list?.map((s) => s.toLowerCase());
 
-/** A checker for one request's preferences; null when the request sets none. */
-export function preferenceFilter(req: ChatRequest): ((endpoint: CatalogEndpoint) => string | null) | null {
-  const prefs: ProviderPreferences | undefined = req.provider;
+/** Why an endpoint cannot serve: `constraint` groups exclusions in messages, `reason` explains one. */
+export interface Rejection {
+  constraint: string;
+  reason: string;
+}
+
+const reject = (constraint: string, reason: string = constraint): Rejection => ({ constraint, reason });
+
+/**
+ * A checker for one request's preferences; null when there are none. `prefs` defaults to the
+ * request's own `provider` object; the planner passes it merged with the workspace's defaults.
+ */
+export function preferenceFilter(
+  req: ChatRequest,
+  prefs: ProviderPreferences | undefined = req.provider,
+): ((endpoint: CatalogEndpoint) => Rejection | null) | null {
   if (!prefs) return null;
   const only = lower(prefs.only);
   const ignore = lower(prefs.ignore);
@@ -64,24 +78,24 @@ export function preferenceFilter(req: ChatRequest): ((endpoint: CatalogEndpoint)
   return (endpoint) => {
     const slug = endpoint.providerSlug.toLowerCase();
     const provider = endpoint.provider;
-    if (only && !only.includes(slug)) return "not in provider.only";
-    if (ignore?.includes(slug)) return "in provider.ignore";
+    if (only && !only.includes(slug)) return reject("provider.only", "not in provider.only");
+    if (ignore?.includes(slug)) return reject("provider.ignore", "in provider.ignore");
     if (prefs.allow_fallbacks === false && order?.length && !order.includes(slug)) {
-      return "not in provider.order (allow_fallbacks: false)";
+      return reject("allow_fallbacks=false", "not in provider.order (allow_fallbacks: false)");
     }
     if (prefs.data_collection === "deny" && (provider.trainsOnData || provider.retainsPrompts)) {
-      return "data_collection=deny (provider retains or trains on prompts)";
+      return reject("data_collection=deny", "data_collection=deny (provider retains or trains on prompts)");
     }
-    if (prefs.zdr && !provider.zeroRetention) return "zdr (provider is not zero data retention)";
+    if (prefs.zdr && !provider.zeroRetention) return reject("zdr", "zdr (provider is not zero data retention)");
     if (quantizations && !quantizations.includes(endpoint.quantization.toLowerCase())) {
-      return `quantization ${endpoint.quantization} not in provider.quantizations`;
+      return reject("provider.quantizations", `quantization ${endpoint.quantization} not in provider.quantizations`);
     }
-    if (maxPrompt !== undefined && endpoint.promptPrice > maxPrompt) return "max_price.prompt";
-    if (maxCompletion !== undefined && endpoint.completionPrice > maxCompletion) return "max_price.completion";
+    if (maxPrompt !== undefined && endpoint.promptPrice > maxPrompt) return reject("max_price", "max_price.prompt");
+    if (maxCompletion !== undefined && endpoint.completionPrice > maxCompletion) return reject("max_price", "max_price.completion");
     // max_price.request is USD per request; requestPrice is µ$ per request.
-    if (maxRequest !== undefined && endpoint.requestPrice > maxRequest) return "max_price.request";
+    if (maxRequest !== undefined && endpoint.requestPrice > maxRequest) return reject("max_price", "max_price.request");
     const missing = required.filter((p) => !endpoint.parameters.has(p));
-    if (missing.length) return `require_parameters (does not support ${missing.join(", ")})`;
+    if (missing.length) return reject("require_parameters", `require_parameters (does not support ${missing.join(", ")})`);
     return null;
   };
 }

@@ -5,11 +5,14 @@
  */
 import OpenAI, { APIError } from "openai";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { MODELS, mock, mockReply, openaiClient } from "./helpers";
+import { MODELS, mock, mockReply, openaiClient, resetRouting } from "./helpers";
 
 const client = openaiClient();
 
-beforeEach(() => mock.reset());
+beforeEach(async () => {
+  await mock.reset();
+  await resetRouting();
+});
 afterEach(() => mock.clearFaults());
 
 /** Hits per mock prefix since the last reset; providers are wired at `/<envPrefix lower-case>`. */

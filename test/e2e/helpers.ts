@@ -31,6 +31,15 @@ async function control(method: string, path: string, body?: unknown): Promise<un
   return res.json();
 }
 
+/**
+ * Forget every endpoint's health and sticky route in the gateway (admin API), so a test's faults
+ * do not open a breaker for the next test.
+ */
+export async function resetRouting(): Promise<void> {
+  const res = await fetch(`${switchyard.url}/admin/v1/health/reset`, { method: "POST", headers: { authorization: `Bearer ${switchyard.adminToken}` } });
+  if (!res.ok) throw new Error(`health reset → ${res.status}: ${await res.text()}`);
+}
+
 /** The mock's control API (`/__mock/...`). */
 export const mock = {
   fault: (prefix: string, fault: string, count?: number) => control("POST", "/faults", { prefix, fault, count }),

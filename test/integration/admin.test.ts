@@ -226,7 +226,8 @@ describe("PUT /models/:author/:slug and its endpoints", () => {
 
 describe("removing and disabling endpoints", () => {
   it("routes to Groq while its endpoint exists, and to Together once it is deleted", async () => {
-    expect((await chat(key, { model: LLAMA, messages: hi })).status).toBe(200);
+    // sort=price: the default load-balances at random by price, and this test needs Groq first.
+    expect((await chat(key, { model: LLAMA, messages: hi, provider: { sort: "price" } })).status).toBe(200);
     expect(routed()).toEqual([["groq.upstream.test", "llama-3.3-70b-versatile"]]);
 
     const deleted = await dataOf(await admin(`/models/${LLAMA}/endpoints/groq`, "DELETE"));
@@ -261,8 +262,8 @@ describe("removing and disabling endpoints", () => {
     await dataOf(await admin(`/models/${model}/endpoints/mistral`, "PUT", endpointBody({ enabled: false })));
 
     const error = await expectError(await chat(key, { model, messages: hi }), 503);
-    expect(error.message).toBe(`No endpoint can serve ${model}: endpoint disabled: mistral`);
-    expect(error.metadata?.excluded).toEqual([{ model, provider: "mistral", reason: "endpoint disabled" }]);
+    expect(error.message).toBe(`No endpoint can serve ${model}: status=disabled removed 1 endpoint (mistral)`);
+    expect(error.metadata?.excluded).toEqual([{ model, provider: "mistral", constraint: "status=disabled", reason: "endpoint disabled" }]);
     expect(upstream.hits).toEqual([]);
     expect((await listedModels()).map((m) => m.id)).not.toContain(model);
     expect(await endpointsOf(model)).toEqual([]);
@@ -299,6 +300,9 @@ describe("malformed admin bodies", () => {
     ["endpoint upstreamModel empty", "PUT", `/models/${LLAMA}/endpoints/groq`, endpointBody({ upstreamModel: "" }), "upstreamModel"],
     ["workspace name empty", "PUT", `/workspaces/${WORKSPACE}`, { name: "" }, "name"],
     ["workspace default_model a number", "PUT", `/workspaces/${WORKSPACE}`, { name: "W", default_model: 5 }, "default_model"],
+    ["workspace provider.sort unknown", "PUT", `/workspaces/${WORKSPACE}`, { name: "W", provider: { sort: "fastest" } }, "provider.sort"],
+    ["workspace provider.only not a list", "PUT", `/workspaces/${WORKSPACE}`, { name: "W", provider: { only: "groq" } }, "provider.only"],
+    ["workspace provider.max_price.prompt negative", "PUT", `/workspaces/${WORKSPACE}`, { name: "W", provider: { max_price: { prompt: -1 } } }, "provider.max_price.prompt"],
     ["key name missing", "POST", `/workspaces/${WORKSPACE}/keys`, {}, "name"],
     ["key value malformed", "POST", `/workspaces/${WORKSPACE}/keys`, { name: "k", key: "sk-sy-v1-xyz" }, "key"],
     ["key value with uppercase hex", "POST", `/workspaces/${WORKSPACE}/keys`, { name: "k", key: `sk-sy-v1-${"AB".repeat(32)}` }, "key"],

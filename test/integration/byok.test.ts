@@ -17,6 +17,7 @@ import {
   mswServer,
   provision,
   readSSE,
+  resetHealth,
   sseBody,
   sseResponse,
   UPSTREAM_URL,
@@ -37,7 +38,10 @@ const OPENAI_COST = 4_500;
 const AZURE_COST = 4_950;
 
 beforeAll(() => mswServer.listen({ onUnhandledRequest: "error" }));
-afterEach(() => mswServer.resetHandlers());
+afterEach(async () => {
+  mswServer.resetHandlers();
+  await resetHealth();
+});
 afterAll(() => mswServer.close());
 
 interface Hit {
@@ -193,7 +197,7 @@ describe("BYOK admin API", () => {
 
 describe("routing with the workspace's own key", () => {
   it("sends the workspace's key upstream instead of the platform's, and charges 5 % of the cost", async () => {
-    const key = await provision("ws-byok-route");
+    const key = await provision("ws-byok-route", "100", { sort: "price" });
     expect((await putByok("ws-byok-route", "openai", OWN_OPENAI_KEY)).status).toBe(200);
     const hits = upstream();
     const body = await completionOf(await chat(key, ask({ provider: { order: ["openai"] } })));
@@ -207,7 +211,7 @@ describe("routing with the workspace's own key", () => {
   });
 
   it("tries the BYOK endpoint first even when a cheaper platform endpoint exists", async () => {
-    const key = await provision("ws-byok-first");
+    const key = await provision("ws-byok-first", "100", { sort: "price" });
     await putByok("ws-byok-first", "azure-eu", OWN_AZURE_KEY);
     const hits = upstream();
     const body = await completionOf(await chat(key, ask()));
@@ -218,7 +222,7 @@ describe("routing with the workspace's own key", () => {
   });
 
   it("falls back to the platform's keys when the BYOK endpoint fails, and charges the full cost", async () => {
-    const key = await provision("ws-byok-failover");
+    const key = await provision("ws-byok-failover", "100", { sort: "price" });
     await putByok("ws-byok-failover", "azure-eu", OWN_AZURE_KEY);
     const hits = upstream((hit) => (hit.host.startsWith("azure") ? HttpResponse.json({ error: { message: "down" } }, { status: 500 }) : undefined));
     const body = await completionOf(await chat(key, ask()));
@@ -231,7 +235,7 @@ describe("routing with the workspace's own key", () => {
   });
 
   it("reports the fee in a stream's usage chunk and in the generation record", async () => {
-    const key = await provision("ws-byok-stream");
+    const key = await provision("ws-byok-stream", "100", { sort: "price" });
     await putByok("ws-byok-stream", "openai", OWN_OPENAI_KEY);
     const hits = upstream(undefined, true);
     const res = await chat(key, ask({ stream: true, provider: { order: ["openai"] } }));

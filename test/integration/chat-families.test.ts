@@ -13,7 +13,8 @@ const GEMINI = "https://gemini.upstream.test/v1beta/models/:call";
 let key: string;
 beforeAll(async () => {
   mswServer.listen({ onUnhandledRequest: "error" });
-  key = await provision("ws-families");
+  // Equal-price endpoints (e.g. Gemini 2.5 Flash) in a fixed order instead of load balanced.
+  key = await provision("ws-families", "100", { sort: "price" });
 });
 afterEach(() => mswServer.resetHandlers());
 afterAll(() => mswServer.close());

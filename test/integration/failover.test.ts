@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { http, HttpResponse } from "msw";
 import { app } from "../../src/app";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { chat, mswServer, provision, readSSE, sseBody, sseResponse, type RouterCompletion, type RouterError } from "../helpers";
+import { chat, mswServer, provision, resetHealth, readSSE, sseBody, sseResponse, type RouterCompletion, type RouterError } from "../helpers";
 
 // meta-llama/llama-3.3-70b-instruct: Groq is cheaper (tried first), Together second.
 const GROQ = "https://groq.upstream.test/v1/chat/completions";
@@ -13,9 +13,13 @@ const MODEL = "meta-llama/llama-3.3-70b-instruct";
 let key: string;
 beforeAll(async () => {
   mswServer.listen({ onUnhandledRequest: "error" });
-  key = await provision("ws-failover");
+  // A fixed cheapest-first order (Groq, then Together) instead of load balancing.
+  key = await provision("ws-failover", "100", { sort: "price" });
 });
-afterEach(() => mswServer.resetHandlers());
+afterEach(async () => {
+  mswServer.resetHandlers();
+  await resetHealth();
+});
 afterAll(() => mswServer.close());
 
 const ok = (content: string) => ({
@@ -105,7 +109,8 @@ describe("failover before the first byte", () => {
     );
     const res = await ask();
     expect(res.status).toBe(429);
-    expect(res.headers.get("retry-after")).toBe("9");
+    // The soonest any endpoint frees up: Groq takes requests again after 3 s.
+    expect(res.headers.get("retry-after")).toBe("3");
   });
 
   it("answers 408 when every endpoint times out", async () => {

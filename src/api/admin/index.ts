@@ -7,6 +7,8 @@ import type { AppEnv } from "../../context";
 import { requireAdmin } from "./auth";
 import { byokAdmin } from "./byok";
 import { catalogAdmin } from "./catalog";
+import { healthAdmin } from "./health";
+import { tracesAdmin } from "./traces";
 import { workspaceAdmin } from "./workspaces";
 
-export const admin = new Hono<AppEnv>().use(requireAdmin).route("/", catalogAdmin).route("/", workspaceAdmin).route("/", byokAdmin);
+export const admin = new Hono<AppEnv>().use(requireAdmin).route("/", catalogAdmin).route("/", workspaceAdmin).route("/", byokAdmin).route("/", tracesAdmin).route("/", healthAdmin);

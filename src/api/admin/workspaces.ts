@@ -1,6 +1,7 @@
 /**
  * @module api/admin/workspaces
- * Workspaces, their limits, credits and API keys. A key is shown once, at creation.
+ * Workspaces, their limits, default provider preferences, credits and API keys. A key is shown
+ * once, at creation.
  */
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
@@ -13,6 +14,7 @@ import { usdMicros } from "../../catalog/seed-schema";
 import type { AppEnv } from "../../context";
 import { workspaces } from "../../db/schema";
 import { GatewayError } from "../../errors";
+import { providerPreferencesSchema } from "../../schemas/openrouter";
 import { readJsonBody, validate } from "../validate";
 
 const workspaceId = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, "1–64 letters, digits, '_' or '-'");
@@ -26,6 +28,11 @@ const workspaceBody = z.strictObject({
   concurrency: perMinute,
   /** LedgerShard objects admitting this workspace's requests; 1 (the default) means none. */
   ledger_shards: z.number().int().min(1).max(64).optional(),
+  /**
+   * Default provider preferences for every request (OpenRouter's `provider` object); the
+   * workspace's restrictions cap each request's (routing/merge). `null` clears them.
+   */
+  provider: providerPreferencesSchema.nullable().optional(),
 });
 
 const topUpBody = z.strictObject({
@@ -62,6 +69,7 @@ export const workspaceAdmin = new Hono<AppEnv>()
       ...(body.tpm !== undefined ? { tpm: body.tpm } : {}),
       ...(body.concurrency !== undefined ? { concurrency: body.concurrency } : {}),
       ...(body.ledger_shards !== undefined ? { ledgerShards: body.ledger_shards } : {}),
+      ...(body.provider !== undefined ? { providerPreferences: body.provider } : {}),
     };
     const [saved] = await drizzle(c.env.DB).insert(workspaces).values(row).onConflictDoUpdate({ target: workspaces.id, set: row }).returning();
     forgetWorkspace(id);

@@ -9,66 +9,61 @@ import { admissionTarget } from "../../billing/admission-target";
 import { CappedRestart, openAdmission, type AdmittedHold } from "../../billing/admission-gate";
 import { outlookScope } from "../../billing/admission-outlook";
 import { chargeFor, recordGeneration, settle, type Outcome, type SettlementContext } from "../../billing/settlement";
-import { getByokKeys } from "../../auth/byok-store";
 import { byokTerms } from "../../billing/byok";
-import { getCatalog } from "../../catalog/store";
 import type { AppEnv } from "../../context";
 import { GatewayError } from "../../errors";
 import { adapterFor } from "../../providers/registry";
-import { attemptFailure, failureError, withFailover, type AttemptRecord, type OpenedUpstream } from "../../routing/failover";
-import { describeExclusions, planRoute, type Candidate, type Plan } from "../../routing/plan";
-import { envLookup } from "../../routing/targets";
+import { attemptFailure, callsMade, failureError, withFailover, type AttemptRecord, type FailoverOptions, type OpenedUpstream } from "../../routing/failover";
+import type { Candidate } from "../../routing/plan";
 import { chatRequestSchema, type ChatRequest } from "../../schemas/openai";
 import { readJsonBody, validate } from "../validate";
 import { completionJson, newGenerationId } from "./shape";
-import { streamChat } from "./stream";
+import { explainPlan, noCandidateError, rememberRoute, routeHeader, routeRequest, type RoutedRequest } from "./route-plan";
+import { streamChat, type StreamEnd } from "./stream";
 
 function numberVar(value: string | undefined, fallback: number): number {
   const n = Number(value);
   return Number.isFinite(n) && n > 0 ? n : fallback;
 }
 
-function modelsOf(req: ChatRequest, fallbackModel: string | null): string[] {
-  const ids = [...(req.model ? [req.model] : []), ...(req.models ?? [])];
-  if (ids.length === 0 && fallbackModel) ids.push(fallbackModel);
-  if (ids.length === 0) throw new GatewayError("bad_request", "No model given: set `model` (or `models`) in the request");
-  return ids;
-}
-
-/** Why no candidate is left, in words that name the constraint. */
-function noCandidateError(plan: Plan, modelIds: string[]): GatewayError {
-  if (plan.unknownModels.length === modelIds.length) {
-    return new GatewayError("not_found", `Model not found: ${plan.unknownModels.join(", ")}`, {
-      metadata: { models: plan.unknownModels },
-    });
-  }
-  const tools = plan.excluded.length > 0 && plan.excluded.every((e) => e.reason === "does not support tool use");
-  const reasons = describeExclusions(plan.excluded);
-  const message = tools
-    ? `No endpoints found that support tool use for ${modelIds.join(", ")}`
-    : `No endpoint can serve ${modelIds.join(", ")}: ${reasons || "no endpoints configured"}`;
-  return new GatewayError(tools ? "not_found" : "no_endpoints", message, {
-    metadata: { excluded: plan.excluded, unknown_models: plan.unknownModels },
-  });
-}
-
 function routeHeaders(generationId: string, candidate: Candidate, attempts: readonly AttemptRecord[]): Record<string, string> {
   return {
     "x-generation-id": generationId,
     "x-switchyard-endpoint": `${candidate.endpoint.providerSlug}/${candidate.endpoint.upstreamModel}`,
-    "x-switchyard-attempts": String(attempts.length + 1),
+    "x-switchyard-attempts": String(callsMade(attempts) + 1),
   };
+}
+
+/** What a finished stream tells the endpoint's health: it failed mid-way, or how fast it was. */
+function streamHealth(routed: RoutedRequest, end: StreamEnd): void {
+  const { startedAt, firstContentAt } = end.attempt;
+  const endpointId = end.candidate.endpoint.id;
+  if (end.upstreamError) {
+    routed.health.report({ endpointId, at: end.endedAt, ok: false, errorType: end.upstreamError });
+    return;
+  }
+  if (firstContentAt === null) return;
+  const generationSeconds = (end.endedAt - firstContentAt) / 1000;
+  // A client that left early says nothing about the endpoint's speed, only that it answered.
+  const tokensPerSecond = !end.cancelled && generationSeconds > 0.05 && end.usage.completionTokens > 0 ? end.usage.completionTokens / generationSeconds : undefined;
+  routed.health.report({ endpointId, at: firstContentAt, ok: true, latencyMs: firstContentAt - startedAt, ...(tokensPerSecond !== undefined ? { tokensPerSecond } : {}) });
+}
+
+/** Request headers that ask for the route to be explained. */
+function wantsExplanation(value: string | undefined): boolean {
+  return value === "1" || value?.toLowerCase() === "true";
 }
 
 export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   const startedAt = Date.now();
   const req = validate(chatRequestSchema, await readJsonBody(c.req.raw));
   const auth = c.get("auth");
-  const modelIds = modelsOf(req, auth.workspace.defaultModel);
-  // Both come from isolate caches when warm: no D1 read.
-  const [catalog, byokKeys] = await Promise.all([getCatalog(c.env.DB), getByokKeys(c.env, auth.workspace.id)]);
-  const plan = planRoute(catalog, modelIds, req, envLookup(c.env), byokKeys);
-  if (plan.candidates.length === 0) throw noCandidateError(plan, modelIds);
+  const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise.catch(logFailure));
+  // From isolate caches when warm: no D1 read, no Durable Object call.
+  const routed = await routeRequest(c, req, waitUntil);
+  const { plan } = routed;
+  if (plan.candidates.length === 0) throw noCandidateError(plan, routed.modelIds);
+  const explain = wantsExplanation(c.req.header("x-switchyard-explain")) ? routeHeader(explainPlan(plan)) : null;
 
   const generation = { id: newGenerationId(), created: Math.floor(startedAt / 1000) };
   // The one Durable Object round trip before any byte reaches the client: key status, limits,
@@ -80,17 +75,23 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   const gate = openAdmission(target, admissionInput(generation.id, req, plan.candidates, auth, terms.feeBps), outlookScope(target.name, auth.workspace.id, auth.key.id));
   if (!gate.parallel) await gate.hold;
   const settlementFor = (hold: AdmittedHold): SettlementContext => ({ env: c.env, auth, holdId: hold.holdId, target, byokTerms: terms });
-  const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise.catch(logFailure));
   const release = () => gate.release();
 
   const attempts: AttemptRecord[] = [];
   const connectTimeoutMs = numberVar(c.env.UPSTREAM_CONNECT_TIMEOUT_MS, 15_000);
   const firstTokenTimeoutMs = numberVar(c.env.UPSTREAM_FIRST_TOKEN_TIMEOUT_MS, 60_000);
+  const failover: Omit<FailoverOptions, "stream" | "clientSignal"> = {
+    connectTimeoutMs,
+    health: routed.health,
+    maxAttempts: numberVar(c.env.UPSTREAM_MAX_ATTEMPTS, 5),
+    deadline: startedAt + numberVar(c.env.UPSTREAM_TOTAL_TIMEOUT_MS, 120_000),
+  };
   // Called once admission has answered yes.
   const headers = (candidate: Candidate): Record<string, string> => {
     const admitted = gate.admitted;
     return {
       ...routeHeaders(generation.id, candidate, attempts),
+      ...(explain ? { "x-switchyard-route": explain } : {}),
       "x-switchyard-admission": gate.parallel ? "parallel" : "first",
       ...(admitted?.capped ? { "x-switchyard-max-tokens": String(admitted.maxTokens) } : {}),
       ...(admitted?.rate ? rateLimitHeaders(admitted.rate.limit, admitted.rate.remaining, admitted.rate.resetAt) : {}),
@@ -100,7 +101,7 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
     generationId: generation.id,
     requestId: c.get("requestId"),
     candidate,
-    attempts: attempts.length + 1,
+    attempts: callsMade(attempts) + 1,
     startedAt,
     streamed,
     ...rest,
@@ -111,7 +112,7 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
       req: upstreamReq,
       candidates: plan.candidates,
       attempts,
-      failover: { connectTimeoutMs },
+      failover,
       clientSignal,
       ready,
       firstTokenTimeoutMs,
@@ -121,6 +122,8 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
       billing: {
         charge: (candidate, usage, finishReason) => chargeFor(candidate, usage, finishReason, terms),
         settle: async (end) => {
+          streamHealth(routed, end);
+          if (!end.upstreamError) rememberRoute(routed, end.candidate);
           const settlement = settlementFor(await gate.hold);
           const outcome = outcomeOf(end.candidate, end, true);
           const charge = await settle(settlement, outcome);
@@ -152,7 +155,7 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   };
 
   const completed = async (upstreamReq: ChatRequest, clientSignal: AbortSignal, ready: Promise<unknown>) => {
-    const run = withFailover(upstreamReq, plan.candidates, attempts, { stream: false, connectTimeoutMs, clientSignal }, readCompletion);
+    const run = withFailover(upstreamReq, plan.candidates, attempts, { ...failover, stream: false, clientSignal, reportSuccess: true }, readCompletion);
     let result;
     try {
       [result] = await Promise.all([run, ready]);
@@ -169,6 +172,7 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
     }
 
     const { candidate } = result.opened;
+    rememberRoute(routed, candidate);
     const completion = result.value;
     const usage = completion.usage ?? {
       promptTokens: estimatePromptTokens(req),
@@ -206,7 +210,18 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
     const hold = await gate.hold;
     return serve(cappedRequest(req, hold), clientSignal, gate.hold);
   }
-});
+})
+  /**
+   * The route a request would take, without taking it: nothing is admitted, sent or charged. Same
+   * body as `/chat/completions`; answers the candidates in order with why each sits where it does,
+   * and every endpoint left out with the constraint that removed it.
+   */
+  .post("/chat/completions/dry-run", async (c) => {
+    const req = validate(chatRequestSchema, await readJsonBody(c.req.raw));
+    const routed = await routeRequest(c, req, (promise) => c.executionCtx.waitUntil(promise.catch(logFailure)));
+    const empty = routed.plan.candidates.length === 0 ? noCandidateError(routed.plan, routed.modelIds) : null;
+    return c.json({ data: { models: routed.modelIds, ...explainPlan(routed.plan), ...(empty ? { error: { code: empty.status, message: empty.message } } : {}) } });
+  });
 
 /** Without max_tokens and short of the model's maximum, the cap is what the balance affords. */
 function cappedRequest(req: ChatRequest, hold: AdmittedHold): ChatRequest {

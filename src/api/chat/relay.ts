@@ -27,7 +27,9 @@ export class StreamRelay {
   readonly stream: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #primed: Primed | null = null;
-  #upstream: { candidate: Candidate; controller: AbortController } | null = null;
+  #upstream: OpenedUpstream | null = null;
+  /** Set when the upstream failed after the stream started (for its health). */
+  #upstreamError: UpstreamErrorType | null = null;
   #meta: GenerationMeta | null = null;
   #usage: Usage | null = null;
   #finish: { finishReason: FinishReason; nativeFinishReason: string | null } | null = null;
@@ -144,7 +146,7 @@ export class StreamRelay {
           return await this.#fail(error.message, last?.errorType ?? "server", false);
         }
         this.#primed = result.value;
-        this.#upstream = { candidate: result.opened.candidate, controller: result.opened.controller };
+        this.#upstream = result.opened;
         this.#meta = {
           ...this.setup.generation,
           model: result.opened.candidate.model.id,
@@ -231,6 +233,7 @@ export class StreamRelay {
   async #fail(message: string, errorType: UpstreamErrorType, delivered: boolean): Promise<void> {
     this.#write(dataEvent(errorChunkJson(this.#meta!, message, errorType)));
     this.#finish ??= { finishReason: "error", nativeFinishReason: null };
+    if (delivered) this.#upstreamError ??= errorType;
     this.#upstream?.controller.abort();
     if (delivered) await this.#writeUsage(true);
     this.#write(DONE_EVENT);
@@ -281,6 +284,8 @@ export class StreamRelay {
         cancelled,
         firstTokenAt: this.#firstTokenAt,
         endedAt: Date.now(),
+        attempt: { startedAt: this.#upstream?.startedAt ?? Date.now(), firstContentAt: this.#upstream?.consumedAt ?? null },
+        upstreamError: this.#upstreamError,
       });
     } catch (error) {
       // The client already has (or is getting) its answer; the hold expires and the failure is logged.

@@ -12,6 +12,7 @@
  * the usage chunk, so the chunk reports what was charged and nothing waits on `waitUntil` after
  * the last byte; a client that leaves early is settled in `waitUntil` for what it received.
  */
+import type { UpstreamErrorType } from "../../errors";
 import { adapterFor } from "../../providers/registry";
 import { SSEReader } from "../../providers/sse";
 import type { FinishReason, StreamEvent, Usage } from "../../providers/types";
@@ -49,6 +50,10 @@ export interface StreamEnd {
   cancelled: boolean;
   firstTokenAt: number | null;
   endedAt: number;
+  /** The upstream attempt served: when it started and when its first content arrived. */
+  attempt: { startedAt: number; firstContentAt: number | null };
+  /** Why the upstream failed after the first token, if it did (the stream ended with an error). */
+  upstreamError: UpstreamErrorType | null;
 }
 
 /** The money side of a stream, supplied by the route. */

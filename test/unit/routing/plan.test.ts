@@ -232,7 +232,7 @@ describe("planRoute", () => {
   it("ignores a model listed twice", () => {
     const plan = planRoute(catalog, [MISTRAL_SMALL, LLAMA, MISTRAL_SMALL, "acme/missing", "acme/missing"], chat(), envOf());
     expect(route(plan)).toEqual([`${MISTRAL_SMALL}@mistral`, `${LLAMA}@deepinfra`, `${LLAMA}@groq`, `${LLAMA}@together`]);
-    expect(plan.excluded).toEqual([{ model: MISTRAL_SMALL, provider: "deepinfra", reason: "endpoint disabled" }]);
+    expect(plan.excluded).toEqual([{ model: MISTRAL_SMALL, provider: "deepinfra", constraint: "status=disabled", reason: "endpoint disabled" }]);
     expect(plan.unknownModels).toEqual(["acme/missing"]);
   });
 
@@ -253,7 +253,7 @@ describe("planRoute", () => {
         models: [LLAMA],
         request: {},
         env: without("GROQ_API_KEY"),
-        excluded: [{ model: LLAMA, provider: "groq", reason: "no credential configured (GROQ_API_KEY)" }],
+        excluded: [{ model: LLAMA, provider: "groq", constraint: "no credential configured (GROQ_API_KEY)", reason: "no credential configured (GROQ_API_KEY)" }],
         kept: [`${LLAMA}@deepinfra`, `${LLAMA}@together`],
       },
       {
@@ -261,7 +261,7 @@ describe("planRoute", () => {
         models: [GPT],
         request: {},
         env: without("AZURE_OPENAI_EU_BASE_URL"),
-        excluded: [{ model: GPT, provider: "azure-eu", reason: "no base URL configured (AZURE_OPENAI_EU_BASE_URL)" }],
+        excluded: [{ model: GPT, provider: "azure-eu", constraint: "no base URL configured (AZURE_OPENAI_EU_BASE_URL)", reason: "no base URL configured (AZURE_OPENAI_EU_BASE_URL)" }],
         kept: [`${GPT}@openai`],
       },
       {
@@ -269,7 +269,7 @@ describe("planRoute", () => {
         models: [MISTRAL_SMALL],
         request: {},
         env: envOf(),
-        excluded: [{ model: MISTRAL_SMALL, provider: "deepinfra", reason: "endpoint disabled" }],
+        excluded: [{ model: MISTRAL_SMALL, provider: "deepinfra", constraint: "status=disabled", reason: "endpoint disabled" }],
         kept: [`${MISTRAL_SMALL}@mistral`],
       },
       {
@@ -277,7 +277,7 @@ describe("planRoute", () => {
         models: [MISTRAL_SMALL],
         request: {},
         env: without("DEEPINFRA_API_KEY"),
-        excluded: [{ model: MISTRAL_SMALL, provider: "deepinfra", reason: "endpoint disabled" }],
+        excluded: [{ model: MISTRAL_SMALL, provider: "deepinfra", constraint: "status=disabled", reason: "endpoint disabled" }],
         kept: [`${MISTRAL_SMALL}@mistral`],
       },
       {
@@ -285,7 +285,7 @@ describe("planRoute", () => {
         models: [LLAMA],
         request: WITH_TOOLS,
         env: envOf(),
-        excluded: [{ model: LLAMA, provider: "groq", reason: "does not support tool use" }],
+        excluded: [{ model: LLAMA, provider: "groq", constraint: "tool use", reason: "does not support tool use" }],
         kept: [`${LLAMA}@deepinfra`, `${LLAMA}@together`],
       },
       {
@@ -301,7 +301,7 @@ describe("planRoute", () => {
         models: [LLAMA],
         request: WITH_TOOLS,
         env: without("GROQ_API_KEY"),
-        excluded: [{ model: LLAMA, provider: "groq", reason: "does not support tool use" }],
+        excluded: [{ model: LLAMA, provider: "groq", constraint: "tool use", reason: "does not support tool use" }],
         kept: [`${LLAMA}@deepinfra`, `${LLAMA}@together`],
       },
       {
@@ -310,9 +310,9 @@ describe("planRoute", () => {
         request: WITH_IMAGE,
         env: envOf(),
         excluded: [
-          { model: LLAMA, provider: "together", reason: "does not accept image input" },
-          { model: LLAMA, provider: "groq", reason: "does not accept image input" },
-          { model: LLAMA, provider: "deepinfra", reason: "does not accept image input" },
+          { model: LLAMA, provider: "together", constraint: "image input", reason: "does not accept image input" },
+          { model: LLAMA, provider: "groq", constraint: "image input", reason: "does not accept image input" },
+          { model: LLAMA, provider: "deepinfra", constraint: "image input", reason: "does not accept image input" },
         ],
         kept: [`${GPT}@openai`, `${GPT}@azure-eu`],
       },
@@ -334,8 +334,8 @@ describe("planRoute", () => {
       const request = chat({ messages: [...WITH_IMAGE.messages, { role: "assistant", content: "A cat." }, { role: "user", content: "Thanks" }] });
       const plan = planRoute(catalog, [MISTRAL_SMALL], request, envOf());
       expect(plan.excluded).toEqual([
-        { model: MISTRAL_SMALL, provider: "mistral", reason: "does not accept image input" },
-        { model: MISTRAL_SMALL, provider: "deepinfra", reason: "endpoint disabled" },
+        { model: MISTRAL_SMALL, provider: "mistral", constraint: "image input", reason: "does not accept image input" },
+        { model: MISTRAL_SMALL, provider: "deepinfra", constraint: "status=disabled", reason: "endpoint disabled" },
       ]);
       expect(plan.candidates).toEqual([]);
     });
@@ -347,7 +347,7 @@ describe("planRoute", () => {
       ]);
       const plan = planRoute(catalogOf(onlyGroqHasTools), [LLAMA], chat(WITH_TOOLS), envOf());
       expect(route(plan)).toEqual([`${LLAMA}@groq`]);
-      expect(plan.excluded).toEqual([{ model: LLAMA, provider: "together", reason: "does not support tool use" }]);
+      expect(plan.excluded).toEqual([{ model: LLAMA, provider: "together", constraint: "tool use", reason: "does not support tool use" }]);
     });
   });
 
@@ -425,29 +425,35 @@ describe("resolveTarget", () => {
 });
 
 describe("describeExclusions", () => {
-  const exclusion = (provider: string, reason: string): Exclusion => ({ model: LLAMA, provider, reason });
+  const exclusion = (provider: string, constraint: string, reason = constraint): Exclusion => ({ model: LLAMA, provider, constraint, reason });
 
   it.each(named([
     { name: "nothing excluded", excluded: [], expected: "" },
-    { name: "one exclusion", excluded: [exclusion("groq", "endpoint disabled")], expected: "endpoint disabled: groq" },
+    { name: "one exclusion", excluded: [exclusion("groq", "status=disabled", "endpoint disabled")], expected: "status=disabled removed 1 endpoint (groq)" },
     {
-      name: "providers grouped by reason, in first-seen order",
+      name: "endpoints counted per constraint, providers named, constraints in first-seen order",
       excluded: [
-        exclusion("groq", "does not support tool use"),
-        exclusion("mistral", "endpoint disabled"),
-        exclusion("together", "does not support tool use"),
+        exclusion("groq", "tool use", "does not support tool use"),
+        exclusion("mistral", "status=disabled", "endpoint disabled"),
+        exclusion("together", "tool use", "does not support tool use"),
       ],
-      expected: "does not support tool use: groq, together; endpoint disabled: mistral",
+      expected: "tool use removed 2 endpoints (groq, together); status=disabled removed 1 endpoint (mistral)",
     },
     {
-      name: "reasons that contain their own parentheses",
-      excluded: [exclusion("groq", "no credential configured (GROQ_API_KEY)"), exclusion("together", "no credential configured (TOGETHER_API_KEY)")],
-      expected: "no credential configured (GROQ_API_KEY): groq; no credential configured (TOGETHER_API_KEY): together",
+      name: "different reasons under one constraint are counted together",
+      excluded: [
+        exclusion("groq", "max_price", "max_price.prompt"),
+        exclusion("together", "max_price", "max_price.completion"),
+        exclusion("deepinfra", "max_price", "max_price.request"),
+        exclusion("deepseek", "data_collection=deny", "data_collection=deny (provider retains or trains on prompts)"),
+        exclusion("mistral", "data_collection=deny", "data_collection=deny (provider retains or trains on prompts)"),
+      ],
+      expected: "max_price removed 3 endpoints (groq, together, deepinfra); data_collection=deny removed 2 endpoints (deepseek, mistral)",
     },
     {
-      name: "a provider excluded for the same reason under two models, named once",
-      excluded: [exclusion("groq", "endpoint disabled"), { model: "other/model", provider: "groq", reason: "endpoint disabled" }],
-      expected: "endpoint disabled: groq",
+      name: "a provider excluded for the same constraint under two models: two endpoints, named once",
+      excluded: [exclusion("groq", "status=disabled"), { model: "other/model", provider: "groq", constraint: "status=disabled", reason: "endpoint disabled" }],
+      expected: "status=disabled removed 2 endpoints (groq)",
     },
   ]))("describes %s", (_name, { excluded, expected }) => {
     expect(describeExclusions(excluded)).toBe(expected);
@@ -456,7 +462,7 @@ describe("describeExclusions", () => {
   it("describes a real plan's exclusions", () => {
     const plan = planRoute(catalog, [LLAMA, MISTRAL_SMALL], chat(WITH_TOOLS), without("TOGETHER_API_KEY"));
     expect(describeExclusions(plan.excluded)).toBe(
-      "no credential configured (TOGETHER_API_KEY): together; does not support tool use: groq; endpoint disabled: deepinfra",
+      "no credential configured (TOGETHER_API_KEY) removed 1 endpoint (together); tool use removed 1 endpoint (groq); status=disabled removed 1 endpoint (deepinfra)",
     );
   });
 });
@@ -465,7 +471,7 @@ describe("planRoute with the workspace's own keys (BYOK)", () => {
   const keys = (entries: Record<string, string>) => new Map(Object.entries(entries));
 
   it("tries BYOK endpoints first, keeping price order within each group", () => {
-    const plan = planRoute(catalog, [LLAMA], chat(), envOf(), keys({ together: "tgp-own", groq: "gsk-own" }));
+    const plan = planRoute(catalog, [LLAMA], chat(), envOf(), { byok: keys({ together: "tgp-own", groq: "gsk-own" }) });
     expect(plan.candidates.map((c) => [c.endpoint.providerSlug, c.byok, c.target.apiKey])).toEqual([
       ["groq", true, "gsk-own"],
       ["together", true, "tgp-own"],
@@ -474,17 +480,17 @@ describe("planRoute with the workspace's own keys (BYOK)", () => {
   });
 
   it("puts a BYOK endpoint ahead of provider.order, then applies the order to the rest", () => {
-    const plan = planRoute(catalog, [LLAMA], chat({ provider: { order: ["groq"] } }), envOf(), keys({ together: "tgp-own" }));
+    const plan = planRoute(catalog, [LLAMA], chat({ provider: { order: ["groq"] } }), envOf(), { byok: keys({ together: "tgp-own" }) });
     expect(plan.candidates.map((c) => c.endpoint.providerSlug)).toEqual(["together", "groq", "deepinfra"]);
   });
 
   it("never moves a later model's BYOK endpoint ahead of an earlier model", () => {
-    const plan = planRoute(catalog, [GPT, LLAMA], chat(), envOf(), keys({ together: "tgp-own" }));
+    const plan = planRoute(catalog, [GPT, LLAMA], chat(), envOf(), { byok: keys({ together: "tgp-own" }) });
     expect(route(plan)).toEqual([`${GPT}@openai`, `${GPT}@azure-eu`, `${LLAMA}@together`, `${LLAMA}@deepinfra`, `${LLAMA}@groq`]);
   });
 
   it("routes to a provider the platform has no credential for when the workspace has a key", () => {
-    const plan = planRoute(catalog, [MISTRAL_SMALL], chat(), without("MISTRAL_API_KEY"), keys({ mistral: "mistral-own" }));
+    const plan = planRoute(catalog, [MISTRAL_SMALL], chat(), without("MISTRAL_API_KEY"), { byok: keys({ mistral: "mistral-own" }) });
     expect(plan.candidates.map((c) => [c.endpoint.providerSlug, c.byok, c.target.apiKey])).toEqual([["mistral", true, "mistral-own"]]);
   });
 
@@ -493,8 +499,8 @@ describe("planRoute with the workspace's own keys (BYOK)", () => {
   });
 
   it("still needs a base URL for a BYOK endpoint", () => {
-    const plan = planRoute(catalog, [GPT], chat(), without("AZURE_OPENAI_EU_BASE_URL"), keys({ "azure-eu": "azure-own" }));
+    const plan = planRoute(catalog, [GPT], chat(), without("AZURE_OPENAI_EU_BASE_URL"), { byok: keys({ "azure-eu": "azure-own" }) });
     expect(route(plan)).toEqual([`${GPT}@openai`]);
-    expect(plan.excluded).toEqual([{ model: GPT, provider: "azure-eu", reason: "no base URL configured (AZURE_OPENAI_EU_BASE_URL)" }]);
+    expect(plan.excluded).toEqual([{ model: GPT, provider: "azure-eu", constraint: "no base URL configured (AZURE_OPENAI_EU_BASE_URL)", reason: "no base URL configured (AZURE_OPENAI_EU_BASE_URL)" }]);
   });
 });

@@ -38,7 +38,7 @@ const zdr = provider("zdr", { zeroRetention: true });
 function reason(request: Record<string, unknown>, e: CatalogEndpoint): string | null {
   const req = chatRequestSchema.parse({ model: "m/x", messages: [{ role: "user", content: "hi" }], ...request });
   const filter = preferenceFilter(req);
-  return filter ? filter(e) : null;
+  return filter?.(e)?.reason ?? null;
 }
 
 describe("provider preference filters", () => {
