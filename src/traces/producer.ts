@@ -7,6 +7,7 @@
  * flush), never to the client's critical path.
  */
 import { offloadContent, withoutContent } from "./content";
+import { getDestinations } from "./destination-store";
 import { jsonBytes, MAX_TRACE_MESSAGE_BYTES } from "./messages";
 import { traceSchema, type Trace } from "./schema";
 
@@ -26,6 +27,23 @@ export async function enqueueTrace(env: ProducerEnv, trace: Trace): Promise<void
   } catch (error) {
     log("error", "trace could not be enqueued; dropped", trace, { error: error instanceof Error ? error.message : String(error) });
   }
+}
+
+/**
+ * Enqueue `trace` if its workspace has any destination: a workspace that exports nowhere pays no
+ * queue operations. The destinations come from the isolate cache (a D1 read on a miss, here in
+ * `waitUntil`, never on the request's path). Never throws.
+ */
+export async function enqueueWantedTrace(env: ProducerEnv & Pick<Env, "DB" | "MASTER_KEY">, trace: Trace): Promise<void> {
+  let wanted: boolean;
+  try {
+    wanted = (await getDestinations(env, trace.workspace_id)).some((d) => d.enabled);
+  } catch (error) {
+    // Unknown: enqueue anyway, the consumer decides (a lost trace is worse than a wasted message).
+    log("warn", "trace destinations could not be read; enqueued anyway", trace, { error: error instanceof Error ? error.message : String(error) });
+    wanted = true;
+  }
+  if (wanted) await enqueueTrace(env, trace);
 }
 
 /**

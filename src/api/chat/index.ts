@@ -18,7 +18,10 @@ import type { Candidate } from "../../routing/plan";
 import { chatRequestSchema, type ChatRequest } from "../../schemas/openai";
 import { readJsonBody, validate } from "../validate";
 import { completionJson, newGenerationId } from "./shape";
-import { explainPlan, noCandidateError, rememberRoute, routeHeader, routeRequest, type RoutedRequest } from "./route-plan";
+import { enqueueWantedTrace } from "../../traces/producer";
+import { isZeroRetention, requestTrace, type RequestTraceInput } from "../../traces/request-trace";
+import { OutputCapture } from "./capture";
+import { explainPlan, HEALTH_REGION, noCandidateError, rememberRoute, routeHeader, routeRequest, type RoutedRequest } from "./route-plan";
 import { streamChat, type StreamEnd } from "./stream";
 
 function numberVar(value: string | undefined, fallback: number): number {
@@ -97,6 +100,23 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
       ...(admitted?.rate ? rateLimitHeaders(admitted.rate.limit, admitted.rate.remaining, admitted.rate.resetAt) : {}),
     };
   };
+  // The trace of this request, sent once it ends (traces/request-trace); content unless zero-retention.
+  const capture = new OutputCapture(!isZeroRetention(req));
+  type TraceEnd = Omit<RequestTraceInput, "req" | "auth" | "generationId" | "requestId" | "headerSessionId" | "region" | "startedAt" | "attempts">;
+  const sendTrace = (end: TraceEnd) => {
+    const trace = requestTrace({
+      req,
+      auth,
+      generationId: generation.id,
+      requestId: c.get("requestId"),
+      headerSessionId: c.req.header("x-session-id") ?? null,
+      region: HEALTH_REGION,
+      startedAt,
+      attempts,
+      ...end,
+    });
+    waitUntil(enqueueWantedTrace(c.env, trace));
+  };
   const outcomeOf = (candidate: Candidate, rest: Omit<Outcome, "generationId" | "requestId" | "candidate" | "attempts" | "startedAt" | "streamed">, streamed: boolean): Outcome => ({
     generationId: generation.id,
     requestId: c.get("requestId"),
@@ -119,6 +139,7 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
       keepAliveMs: numberVar(c.env.STREAM_KEEPALIVE_SECONDS, 5) * 1000,
       generation,
       headers,
+      capture,
       billing: {
         charge: (candidate, usage, finishReason) => chargeFor(candidate, usage, finishReason, terms),
         settle: async (end) => {
@@ -128,6 +149,20 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
           const outcome = outcomeOf(end.candidate, end, true);
           const charge = await settle(settlement, outcome);
           waitUntil(recordGeneration(settlement, outcome, charge));
+          sendTrace({
+            served: { candidate: end.candidate, attemptStartedAt: end.attempt.startedAt },
+            usage: end.usage,
+            charge,
+            finishReason: end.finishReason,
+            nativeFinishReason: end.nativeFinishReason,
+            streamed: true,
+            cancelled: end.cancelled,
+            status: 200,
+            error: end.upstreamError ? { type: end.upstreamError, message: "Upstream stream failed after the first token" } : null,
+            firstTokenAt: end.firstTokenAt,
+            endedAt: end.endedAt,
+            output: capture.output(),
+          });
           return charge;
         },
         release,
@@ -189,7 +224,31 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
     );
     const settlement = settlementFor(await gate.hold);
     const settled = settle(settlement, outcome);
-    waitUntil(settled.then((charge) => recordGeneration(settlement, outcome, charge)));
+    waitUntil(
+      settled.then((charge) => {
+        sendTrace({
+          served: { candidate, attemptStartedAt: result.opened.startedAt },
+          usage,
+          charge,
+          finishReason: completion.finishReason,
+          nativeFinishReason: completion.nativeFinishReason,
+          streamed: false,
+          cancelled: false,
+          status: 200,
+          error: null,
+          firstTokenAt: null,
+          endedAt: outcome.endedAt,
+          output: capture.enabled
+            ? {
+                text: completion.content,
+                ...(completion.reasoning ? { reasoning: completion.reasoning } : {}),
+                ...(completion.toolCalls.length ? { tool_calls: completion.toolCalls } : {}),
+              }
+            : null,
+        });
+        return recordGeneration(settlement, outcome, charge);
+      }),
+    );
     // Platform-keyed charges are known here; a BYOK fee depends on the month's allowance, which
     // only the ledger knows, so a BYOK answer waits for its settlement (one RPC).
     const charge = candidate.byok ? await settled.catch(() => expected) : expected;
@@ -199,16 +258,41 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
 
   const serve = req.stream ? streamed : completed;
   const clientSignal = c.req.raw.signal;
-  if (!gate.parallel) return serve(cappedRequest(req, await gate.hold), clientSignal, gate.ready);
+  const answer = async (): Promise<Response> => {
+    if (!gate.parallel) return serve(cappedRequest(req, await gate.hold), clientSignal, gate.ready);
+    try {
+      return await serve(req, gate.signal ? AbortSignal.any([clientSignal, gate.signal]) : clientSignal, gate.ready);
+    } catch (error) {
+      if (!(error instanceof CappedRestart)) throw error;
+      // The balance fell between this isolate's last view and the admission: send the request
+      // again with the cap the hold was sized for (rare; the first call was aborted).
+      attempts.length = 0;
+      const hold = await gate.hold;
+      return serve(cappedRequest(req, hold), clientSignal, gate.hold);
+    }
+  };
   try {
-    return await serve(req, gate.signal ? AbortSignal.any([clientSignal, gate.signal]) : clientSignal, gate.ready);
+    return await answer();
   } catch (error) {
-    if (!(error instanceof CappedRestart)) throw error;
-    // The balance fell between this isolate's last view and the admission: send the request
-    // again with the cap the hold was sized for (rare; the first call was aborted).
-    attempts.length = 0;
-    const hold = await gate.hold;
-    return serve(cappedRequest(req, hold), clientSignal, gate.hold);
+    // A request that reached upstreams and failed is traced too: its attempts are the story.
+    if (error instanceof GatewayError && attempts.length > 0) {
+      const type = error.metadata?.error_type;
+      sendTrace({
+        served: null,
+        usage: null,
+        charge: null,
+        finishReason: null,
+        nativeFinishReason: null,
+        streamed: req.stream === true,
+        cancelled: error.code === "request_timeout" && clientSignal.aborted,
+        status: error.status,
+        error: { type: typeof type === "string" ? type : error.code, message: error.message },
+        firstTokenAt: null,
+        endedAt: Date.now(),
+        output: null,
+      });
+    }
+    throw error;
   }
 })
   /**

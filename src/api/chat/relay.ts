@@ -192,18 +192,22 @@ export class StreamRelay {
     switch (event.type) {
       case "delta": {
         const delta: ChunkDelta = {};
+        const capture = this.setup.capture;
         if (event.content) {
           delta.content = event.content;
           this.#deliveredChars += event.content.length;
+          capture.text(event.content);
         }
         if (event.reasoning) {
           delta.reasoning = event.reasoning;
           this.#deliveredChars += event.reasoning.length;
+          capture.reasoning(event.reasoning);
         }
         if (event.reasoningDetails?.length) delta.reasoning_details = event.reasoningDetails;
         if (event.toolCalls?.length) {
           delta.tool_calls = toolCallDeltaJson(event.toolCalls);
           for (const call of event.toolCalls) this.#deliveredChars += (call.arguments?.length ?? 0) + (call.name?.length ?? 0);
+          capture.toolCalls(event.toolCalls);
         }
         this.#write(dataEvent(chunkJson(meta, delta)));
         return null;

@@ -19,6 +19,7 @@ import type { FinishReason, StreamEvent, Usage } from "../../providers/types";
 import { attemptFailure, failureError, withFailover, type AttemptRecord, type FailoverOptions, type OpenedUpstream } from "../../routing/failover";
 import type { Candidate } from "../../routing/plan";
 import type { ChatRequest } from "../../schemas/openai";
+import type { OutputCapture } from "./capture";
 import { StreamRelay, type Primed } from "./relay";
 import type { GenerationMeta, ReportedCost } from "./shape";
 
@@ -39,6 +40,8 @@ export interface StreamSetup {
   generation: Omit<GenerationMeta, "model" | "provider">;
   headers: (candidate: Candidate) => Record<string, string>;
   billing: StreamBilling;
+  /** Keeps what the stream said, for its trace. */
+  capture: OutputCapture;
 }
 
 /** How a stream ended, for settlement. */
