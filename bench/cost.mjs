@@ -22,7 +22,7 @@ export function costPerMillionRequests(meter, cpuMicrosPerRequest) {
   const n = meter.workerInvocations;
   /** @type {Array<[PriceKey, number, string]>} */
   const units = [
-    ["workerRequests", 1, ""],
+    ["workerRequests", 1 + meter.queueInvocations / n, `1 + ${meter.queueInvocations} queue consumer invocations (trace batches) over ${n} requests`],
     ["workerCpuMs", cpuMicrosPerRequest / 1000, "whole workerd process (Worker, Durable Objects, local D1): an upper bound"],
     ["doRequests", (meter.doRequests + meter.doAlarms) / n, `${meter.doRequests} RPC calls + ${meter.doAlarms} alarms`],
     ["doDurationGbS", ((meter.doCallMs / 1000) * DO_BILLED_GB) / n, "estimate: Σ wall time callers waited on calls × 128 MB (ignores sharing between concurrent calls)"],
@@ -30,9 +30,9 @@ export function costPerMillionRequests(meter, cpuMicrosPerRequest) {
     ["doRowsWritten", meter.doRowsWritten / n, `includes ${meter.doSetAlarms} setAlarm calls`],
     ["d1RowsRead", meter.d1RowsRead / n, `${meter.d1Queries} queries`],
     ["d1RowsWritten", meter.d1RowsWritten / n, ""],
-    ["queueOperations", meter.queueOperations / n, "no traces yet (no Queue binding)"],
-    ["r2ClassA", meter.r2ClassA / n, "no traces yet (no R2 binding)"],
-    ["r2ClassB", meter.r2ClassB / n, "no traces yet (no R2 binding)"],
+    ["queueOperations", meter.queueOperations / n, `traces to one webhook: ${meter.queueWrites} writes, ${meter.queueReads} reads, ${meter.queueDeletes} deletes`],
+    ["r2ClassA", meter.r2ClassA / n, "trace content over 100 KiB only"],
+    ["r2ClassB", meter.r2ClassB / n, "trace content over 100 KiB only"],
   ];
   const lines = units.map(([key, perRequest, note]) => ({
     key,

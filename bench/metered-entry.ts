@@ -19,7 +19,12 @@
  *   `exec()`, so the meter sits one level lower, on the binding's session (`_send` and
  *   `_queryOrThrow` of workerd's `cloudflare-internal:d1-api`), through which all of them pass.
  *   If workerd changes those internals the Worker throws, so the smoke run fails loudly.
- * - Queue operations and R2 operations: no such bindings yet; the counters stay at 0.
+ * - The Health object's calls and rows, like the ledger's (`env.HEALTH` is metered the same way).
+ * - Queue operations, as Cloudflare bills them (one per 64 KB written, read or deleted): every
+ *   message sent through `env.TRACES` / `env.TRACE_DELIVERIES` (`send`, `sendBatch`) is a write;
+ *   every message handed to this Worker's `queue()` a read, and a delete unless it is retried.
+ *   Consumer invocations are counted apart (they are billed as Worker requests).
+ * - R2 operations on the trace content bucket: `put` class A, `get`/`head` class B.
  *
  * Distance: `BENCH_LEDGER_DELAY_MS` delays every call on a ledger stub by that many ms before it
  * is made. `BENCH_LEDGER_DELAY_SCOPE` = `all` (default) delays both namespaces; `ledger` only
@@ -34,7 +39,7 @@
  * Bench routes (this bundle is never deployed): `GET /__bench/meter`, `POST /__bench/meter/reset`,
  * `POST /__bench/ledger/off`, `POST /__bench/ledger/on`.
  */
-import gateway, { Ledger as GatewayLedger, LedgerShard as GatewayLedgerShard } from "../src/index";
+import gateway, { Health as GatewayHealth, Ledger as GatewayLedger, LedgerShard as GatewayLedgerShard } from "../src/index";
 import type { AdmitInput, AdmitResult, SettleInput, SettleResult } from "../src/billing/ledger-schema";
 
 type BenchEnv = Env & { BENCH_LEDGER_DELAY_MS?: string; BENCH_LEDGER_DELAY_SCOPE?: string };
@@ -43,6 +48,8 @@ type Cursor = SqlStorageCursor<Record<string, SqlStorageValue>>;
 const counters = {
   workerInvocations: 0,
   doRequests: 0,
+  /** The part of `doRequests` made on ledger stubs (Ledger, LedgerShard). */
+  ledgerRequests: 0,
   doAlarms: 0,
   /** Wall time callers waited on Durable Object calls: an upper bound for the objects' active time. */
   doCallMs: 0,
@@ -50,8 +57,16 @@ const counters = {
   d1Queries: 0,
   d1RowsRead: 0,
   d1RowsWritten: 0,
+  queueWrites: 0,
+  queueReads: 0,
+  queueDeletes: 0,
+  queueInvocations: 0,
+  r2ClassA: 0,
+  r2ClassB: 0,
 };
 let cursors: Cursor[] = [];
+/** When the meter was last reset: queue traffic of traces started before it is not counted. */
+let windowStart = 0;
 
 function readMeter() {
   let doRowsRead = 0;
@@ -60,10 +75,11 @@ function readMeter() {
     doRowsRead += cursor.rowsRead;
     doRowsWritten += cursor.rowsWritten;
   }
-  return { ...counters, doRowsRead, doRowsWritten, queueOperations: 0, r2ClassA: 0, r2ClassB: 0 };
+  return { ...counters, doRowsRead, doRowsWritten, queueOperations: counters.queueWrites + counters.queueReads + counters.queueDeletes };
 }
 
 function resetMeter(): void {
+  windowStart = Date.now();
   for (const key of Object.keys(counters) as (keyof typeof counters)[]) counters[key] = 0;
   cursors = [];
 }
@@ -89,7 +105,7 @@ const ledgerOffStub = {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A stub whose method calls are counted, timed and, with a delay, made that much later. */
-function meteredStub<S extends object>(stub: S, delayMs: number): S {
+function meteredStub<S extends object>(stub: S, delayMs: number, ledger: boolean): S {
   return new Proxy(stub, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop);
@@ -98,6 +114,7 @@ function meteredStub<S extends object>(stub: S, delayMs: number): S {
       return async (...args: unknown[]): Promise<unknown> => {
         if (delayMs > 0) await sleep(delayMs);
         counters.doRequests++;
+        if (ledger) counters.ledgerRequests++;
         const started = Date.now();
         try {
           return await Reflect.apply(value, target, args);
@@ -109,16 +126,17 @@ function meteredStub<S extends object>(stub: S, delayMs: number): S {
   });
 }
 
-function meteredNamespace<T extends Rpc.DurableObjectBranded | undefined>(namespace: DurableObjectNamespace<T>, delayMs: number): DurableObjectNamespace<T> {
+/** `ledger`: a Ledger or LedgerShard namespace (delayed by the distance, replaced when the ledger is off). */
+function meteredNamespace<T extends Rpc.DurableObjectBranded | undefined>(namespace: DurableObjectNamespace<T>, delayMs: number, ledger: boolean): DurableObjectNamespace<T> {
   return new Proxy(namespace, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop);
       if (typeof value !== "function") return value;
       if (prop === "get" || prop === "getByName") {
         return (...args: unknown[]): unknown => {
-          if (ledgerOff) return ledgerOffStub;
+          if (ledger && ledgerOff) return ledgerOffStub;
           const stub: unknown = Reflect.apply(value, target, args);
-          return typeof stub === "object" && stub !== null ? meteredStub(stub, delayMs) : stub;
+          return typeof stub === "object" && stub !== null ? meteredStub(stub, delayMs, ledger) : stub;
         };
       }
       return value.bind(target);
@@ -161,6 +179,67 @@ function meterD1(db: D1Database): void {
   meteredSessions.add(session);
 }
 
+/** The `started_at` of the trace a queue message carries (a trace, or a delivery of one). */
+function traceStartedAt(body: unknown): number | null {
+  if (typeof body !== "object" || body === null) return null;
+  const direct: unknown = Reflect.get(body, "started_at");
+  if (typeof direct === "number") return direct;
+  const trace: unknown = Reflect.get(body, "trace");
+  return typeof trace === "object" && trace !== null ? traceStartedAt(trace) : null;
+}
+
+/**
+ * Billed units of one message: one per started 64 KB; zero for a message about a request from
+ * before the last reset, so a run counts exactly its own requests' traces, however far behind
+ * the consumers are when it starts or ends.
+ */
+function queueUnits(body: unknown): number {
+  const startedAt = traceStartedAt(body);
+  if (startedAt !== null && startedAt < windowStart) return 0;
+  return Math.max(1, Math.ceil(new TextEncoder().encode(JSON.stringify(body) ?? "").byteLength / 65_536));
+}
+
+/** A producer binding whose sends are counted as queue writes. */
+function meteredQueue<Body>(queue: Queue<Body>): Queue<Body> {
+  return new Proxy(queue, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop);
+      if (typeof value !== "function") return value;
+      if (prop === "send") {
+        return (body: Body, options?: QueueSendOptions) => {
+          counters.queueWrites += queueUnits(body);
+          return Reflect.apply(value, target, [body, options]);
+        };
+      }
+      if (prop === "sendBatch") {
+        return (messages: Iterable<MessageSendRequest<Body>>, options?: QueueSendBatchOptions) => {
+          const list = [...messages];
+          for (const m of list) counters.queueWrites += queueUnits(m.body);
+          return Reflect.apply(value, target, [list, options]);
+        };
+      }
+      return value.bind(target);
+    },
+  });
+}
+
+/** An R2 bucket whose operations are counted by class. */
+function meteredBucket(bucket: R2Bucket): R2Bucket {
+  const classA = new Set(["put", "createMultipartUpload", "list", "delete"]);
+  const classB = new Set(["get", "head"]);
+  return new Proxy(bucket, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]): unknown => {
+        if (typeof prop === "string" && classA.has(prop) && prop !== "delete") counters.r2ClassA++;
+        if (typeof prop === "string" && classB.has(prop)) counters.r2ClassB++;
+        return Reflect.apply(value, target, args);
+      };
+    },
+  });
+}
+
 const benchEnvs = new WeakMap<BenchEnv, BenchEnv>();
 
 /** The gateway's env with metered (and possibly distant) ledger namespaces and a metered D1. */
@@ -170,7 +249,15 @@ function benchEnv(env: BenchEnv): BenchEnv {
   meterD1(env.DB);
   const delayMs = Number(env.BENCH_LEDGER_DELAY_MS ?? 0) || 0;
   const shardDelayMs = env.BENCH_LEDGER_DELAY_SCOPE === "ledger" ? 0 : delayMs;
-  const wrapped: BenchEnv = { ...env, LEDGER: meteredNamespace(env.LEDGER, delayMs), LEDGER_SHARD: meteredNamespace(env.LEDGER_SHARD, shardDelayMs) };
+  const wrapped: BenchEnv = {
+    ...env,
+    LEDGER: meteredNamespace(env.LEDGER, delayMs, true),
+    LEDGER_SHARD: meteredNamespace(env.LEDGER_SHARD, shardDelayMs, true),
+    HEALTH: meteredNamespace(env.HEALTH, 0, false),
+    TRACES: meteredQueue(env.TRACES),
+    TRACE_DELIVERIES: meteredQueue(env.TRACE_DELIVERIES),
+    TRACE_CONTENT: meteredBucket(env.TRACE_CONTENT),
+  };
   benchEnvs.set(env, wrapped);
   return wrapped;
 }
@@ -219,6 +306,40 @@ export class LedgerShard extends GatewayLedgerShard {
   }
 }
 
+export class Health extends GatewayHealth {
+  constructor(ctx: DurableObjectState, env: BenchEnv) {
+    meterStorage(ctx.storage);
+    super(ctx, benchEnv(env));
+  }
+}
+
+/**
+ * A consumer batch with its reads counted; `done()` counts a delete for every message the handler
+ * did not retry (a handler that throws has every message retried: no delete).
+ */
+function meteredBatch(batch: MessageBatch): { batch: MessageBatch; done: () => void } {
+  if (batch.messages.some((m) => queueUnits(m.body) > 0)) counters.queueInvocations++;
+  const retried = new Set<Message>();
+  for (const message of batch.messages) {
+    counters.queueReads += queueUnits(message.body);
+    const retry = message.retry.bind(message);
+    Object.defineProperty(message, "retry", {
+      value: (options?: QueueRetryOptions) => {
+        retried.add(message);
+        retry(options);
+      },
+    });
+  }
+  const retryAll = batch.retryAll.bind(batch);
+  Object.defineProperty(batch, "retryAll", {
+    value: (options?: QueueRetryOptions) => {
+      for (const message of batch.messages) retried.add(message);
+      retryAll(options);
+    },
+  });
+  return { batch, done: () => void (counters.queueDeletes += batch.messages.filter((m) => !retried.has(m)).reduce((n, m) => n + queueUnits(m.body), 0)) };
+}
+
 export default {
   async fetch(request, env, ctx) {
     const { pathname } = new URL(request.url);
@@ -233,5 +354,10 @@ export default {
     }
     counters.workerInvocations++;
     return gateway.fetch(request, benchEnv(env), ctx);
+  },
+  async queue(batch, env, ctx) {
+    const metered = meteredBatch(batch);
+    await gateway.queue(metered.batch, benchEnv(env), ctx);
+    metered.done();
   },
 } satisfies ExportedHandler<BenchEnv>;

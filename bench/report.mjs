@@ -331,7 +331,7 @@ export function renderMarkdown(report) {
     out.push(
       `### ${run.title} (${n} requests, ${run.connections} connections; CPU from ${run.cpuFrom})`,
       "",
-      `Per request: ${f2(meter.doRequests / n)} Durable Object calls, ${f2(meter.doAlarms / n)} alarms, ${f2(meter.doRowsRead / n)} DO rows read, ${f2(meter.doRowsWritten / n)} DO rows written (${f2(meter.doSetAlarms / n)} of them setAlarm), ${f2(meter.d1Queries / n)} D1 queries, ${f2(meter.d1RowsRead / n)} D1 rows read, ${f2(meter.d1RowsWritten / n)} D1 rows written.`,
+      `Per request: ${f2(meter.doRequests / n)} Durable Object calls (${f2(meter.ledgerRequests / n)} to the ledger, the rest to the Health object), ${f2(meter.doAlarms / n)} alarms, ${f2(meter.doRowsRead / n)} DO rows read, ${f2(meter.doRowsWritten / n)} DO rows written (${f2(meter.doSetAlarms / n)} of them setAlarm), ${f2(meter.d1Queries / n)} D1 queries, ${f2(meter.d1RowsRead / n)} D1 rows read, ${f2(meter.d1RowsWritten / n)} D1 rows written.`,
       "",
       table(
         ["Item", "Units per request", "Price per million units", "$ per million requests", "Note"],
@@ -367,7 +367,7 @@ export function renderMarkdown(report) {
     `The metered gateway (bench/metered-entry.ts) with its ledger objects, and the same process with every ledger call answered in the Worker instead (\`POST /__bench/ledger/off\`: admitted with room to spare, settled as charged, nothing stored). Each row: on, off, off, on, ${Math.round(report.config.durationMs / 2)} ms each after ${report.config.warmupMs} ms warm-up; each side pools its two runs. Latency and TTFT p50 in ms; CPU: µs of the workerd process (Worker, Durable Objects and local D1) per request.`,
     "",
     table(
-      ["Scenario", "Conns", "req/s on / off", "Ratio", "Latency p50 on / off", "Added p50", "TTFT p50 on / off", "CPU on / off", "Added CPU", "DO calls per request on / off", "Errors"],
+      ["Scenario", "Conns", "req/s on / off", "Ratio", "Latency p50 on / off", "Added p50", "TTFT p50 on / off", "CPU on / off", "Added CPU", "Ledger calls per request on / off", "Errors"],
       report.ledger.map((l) => [
         l.title,
         l.connections,

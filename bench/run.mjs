@@ -41,13 +41,14 @@ const BUILD = join(ROOT, "bench", ".build");
  * @property {number} calibrationMs  Each calibration run.
  * @property {number} memoryWords  Words of the large stream (~300 bytes each out of the gateway).
  * @property {number} meteringMs
- * @property {number} settleMs  Wait after a metering run before reading the meter.
+ * @property {number} settleMs  Wait after a metering run before reading the meter (the trace
+ *   consumers' batch timeouts, 5 s then 2 s, plus slack).
  * @property {number} distanceWarmupMs
  * @property {number} distanceMs
  */
 
 /** @type {Config} */
-const FULL = { warmupMs: 1000, durationMs: 5000, cpuCaseMs: 3000, calibrationMs: 2000, memoryWords: 34_000, meteringMs: 3000, settleMs: 1500, distanceWarmupMs: 500, distanceMs: 4000 };
+const FULL = { warmupMs: 1000, durationMs: 5000, cpuCaseMs: 3000, calibrationMs: 2000, memoryWords: 34_000, meteringMs: 3000, settleMs: 8000, distanceWarmupMs: 500, distanceMs: 4000 };
 /** @type {Config} */
 const SMOKE = { warmupMs: 0, durationMs: 200, cpuCaseMs: 200, calibrationMs: 100, memoryWords: 1000, meteringMs: 200, settleMs: 300, distanceWarmupMs: 0, distanceMs: 100 };
 
@@ -316,24 +317,24 @@ function ledgerCost(config, mock, bundles) {
     for (const s of LEDGER_CASES) {
       /** @type {Record<"on" | "off", Measured[]>} */
       const runs = { on: [], off: [] };
-      /** @type {Record<"on" | "off", { requests: number, doRequests: number }>} */
-      const calls = { on: { requests: 0, doRequests: 0 }, off: { requests: 0, doRequests: 0 } };
+      /** @type {Record<"on" | "off", { requests: number, ledgerRequests: number }>} */
+      const calls = { on: { requests: 0, ledgerRequests: 0 }, off: { requests: 0, ledgerRequests: 0 } };
       for (const side of /** @type {const} */ (["on", "off", "off", "on"])) {
         await meterCall(instance, "POST", `/__bench/ledger/${side}`);
         await meterCall(instance, "POST", "/__bench/meter/reset");
         const run = await step(`ledger ${side} ${s.id}`, () => measure(endpoint, chatBody(s.model, HELLO, { stream: s.stream }), s.stream, s.connections, timing, mock.pid));
         // Settlements run after the response (waitUntil): let them land before reading the meter.
-        await new Promise((resolve) => setTimeout(resolve, config.settleMs));
+        await new Promise((resolve) => setTimeout(resolve, Math.min(config.settleMs, 1500)));
         const meter = await meterCall(instance, "GET", "/__bench/meter");
         calls[side].requests += meter.workerInvocations;
-        calls[side].doRequests += meter.doRequests;
+        calls[side].ledgerRequests += meter.ledgerRequests;
         runs[side].push(run);
       }
       await meterCall(instance, "POST", "/__bench/ledger/on");
       const on = pooled(runs.on);
       const off = pooled(runs.off);
-      log(`  on ${brief(on)} | off ${brief(off)}; DO calls per request ${(calls.on.doRequests / calls.on.requests).toFixed(2)} / ${(calls.off.doRequests / calls.off.requests).toFixed(2)}`);
-      cases.push({ ...s, on, off, doCallsPerRequest: { on: calls.on.doRequests / calls.on.requests, off: calls.off.doRequests / calls.off.requests } });
+      log(`  on ${brief(on)} | off ${brief(off)}; ledger calls per request ${(calls.on.ledgerRequests / calls.on.requests).toFixed(2)} / ${(calls.off.ledgerRequests / calls.off.requests).toFixed(2)}`);
+      cases.push({ ...s, on, off, doCallsPerRequest: { on: calls.on.ledgerRequests / calls.on.requests, off: calls.off.ledgerRequests / calls.off.requests } });
     }
     return cases;
   });
@@ -409,7 +410,7 @@ function failures(results) {
   }
   for (const m of results.metering) {
     check(`metering ${m.id}`, m.summary);
-    for (const counter of /** @type {const} */ (["workerInvocations", "doRequests", "doRowsWritten", "d1RowsWritten"])) {
+    for (const counter of /** @type {const} */ (["workerInvocations", "doRequests", "doRowsWritten", "d1RowsWritten", "queueOperations"])) {
       if (!(m.meter[counter] > 0)) out.push(`metering ${m.id}: ${counter} is 0`);
     }
   }

@@ -140,6 +140,7 @@ export async function memoryCase(endpoint, body, bytesPerSecond) {
  * @typedef {object} Meter  The counters of bench/metered-entry.ts.
  * @property {number} workerInvocations
  * @property {number} doRequests
+ * @property {number} ledgerRequests  The part of doRequests made on Ledger and LedgerShard stubs.
  * @property {number} doAlarms
  * @property {number} doCallMs
  * @property {number} doSetAlarms
@@ -149,6 +150,10 @@ export async function memoryCase(endpoint, body, bytesPerSecond) {
  * @property {number} d1RowsRead
  * @property {number} d1RowsWritten
  * @property {number} queueOperations
+ * @property {number} queueWrites
+ * @property {number} queueReads
+ * @property {number} queueDeletes
+ * @property {number} queueInvocations
  * @property {number} r2ClassA
  * @property {number} r2ClassB
  */
@@ -169,7 +174,9 @@ export async function meterCall(instance, method, path) {
 /**
  * Billable operations of a load run on the metered gateway: the meter is reset after the
  * warm-up and read `settleMs` after the last response, once the settlements and generation
- * records (waitUntil) and a LedgerShard's flush alarm (about a second) have run.
+ * records (waitUntil), a LedgerShard's flush alarm (about a second) and the trace queues (their
+ * consumers wait up to 5 s and 2 s to fill a batch) have run. The meter counts only the queue
+ * traffic of requests started after its reset.
  * @param {Endpoint} endpoint
  * @param {string} body
  * @param {boolean} stream

@@ -13,8 +13,9 @@
  * not to the floor, which stores nothing) that says nothing about the gateway's code.
  *
  * The gateway gets the bindings of wrangler.toml (read through wrangler's own
- * `unstable_getMiniflareWorkerOptions`: D1 `DB`, the `LEDGER` and `LEDGER_SHARD` SQLite Durable
- * Objects, compatibility date and flags) with its variables replaced by `[vars]` plus the bench's
+ * `unstable_getMiniflareWorkerOptions`: D1 `DB`, the `LEDGER`, `LEDGER_SHARD` and `HEALTH` SQLite
+ * Durable Objects, the trace queues and their consumers, the trace content bucket, compatibility
+ * date and flags) with its variables replaced by `[vars]` plus the bench's
  * secrets, so a developer's .dev.vars never leaks in. Every catalog provider is wired to the mock
  * the way `npm start` wires it (tools/dev.mjs `wireProviders`).
  */
@@ -34,7 +35,7 @@ import { withNewChild } from "./proc.mjs";
  * @property {number} pid  The workerd process.
  * @property {() => Promise<void>} dispose
  *
- * @typedef {Instance & { adminToken: string }} Gateway
+ * @typedef {Instance & { adminToken: string, mockUrl: string }} Gateway
  */
 
 /**
@@ -151,7 +152,7 @@ export async function startGateway(root, name, scriptPath, mockUrl, extraVars = 
     await instance.dispose();
     throw error;
   }
-  return { name, url: instance.url, pid: instance.pid, adminToken, dispose: instance.dispose };
+  return { name, url: instance.url, pid: instance.pid, adminToken, mockUrl, dispose: instance.dispose };
 }
 
 /**
@@ -169,7 +170,9 @@ async function migrate(mf, dir) {
 }
 
 /**
- * A workspace with ample credit and an inference key; `shards` > 1 sets `ledger_shards`.
+ * A workspace with ample credit, an inference key and one trace destination (a webhook to the
+ * mock's sink), so every request pays for its trace: enqueue, fan-out, delivery. `shards` > 1
+ * sets `ledger_shards`.
  * @param {Gateway} gateway
  * @param {string} workspace
  * @param {{ shards?: number }} [options]
@@ -179,6 +182,11 @@ export async function provision(gateway, workspace, { shards } = {}) {
   const call = (/** @type {string} */ method, /** @type {string} */ path, /** @type {unknown} */ body) => admin(gateway.url, gateway.adminToken, method, path, body);
   await call("PUT", `/workspaces/${workspace}`, { name: `Bench ${workspace}`, ...(shards ? { ledger_shards: shards } : {}) });
   await call("POST", `/workspaces/${workspace}/credits`, { amount: "1000000", note: "bench" });
+  await call("PUT", `/workspaces/${workspace}/destinations/bench-sink`, {
+    type: "webhook",
+    url: `${gateway.mockUrl}/__mock/sink`,
+    signing_secret: `bench-${randomBytes(16).toString("hex")}`,
+  });
   const created = await call("POST", `/workspaces/${workspace}/keys`, { name: "bench" });
   if (typeof created.key !== "string") throw new Error(`The admin API returned no key: ${JSON.stringify(created)}`);
   return created.key;

@@ -7,9 +7,19 @@
  */
 import { z } from "zod";
 
+/**
+ * https:// only — except plain http:// to a loopback host, for local development against the mock
+ * provider's sink (`npm start`, the benchmark): a deployed Worker cannot reach loopback, so such a
+ * destination can only ever fail there, never leak.
+ */
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 const httpsUrl = z
-  .url({ protocol: /^https$/, message: "must be an https:// URL" })
+  .url({ protocol: /^https?$/, message: "must be an https:// URL" })
   .max(2048)
+  .refine((u) => {
+    const url = new URL(u);
+    return url.protocol === "https:" || LOOPBACK.has(url.hostname);
+  }, "must be an https:// URL (http:// only to a loopback host, for local development)")
   .refine((u) => {
     const url = new URL(u);
     return url.username === "" && url.password === "";

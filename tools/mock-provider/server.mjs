@@ -28,6 +28,8 @@ const RECORDED = 100;
  * @property {FaultRegistry} faults
  * @property {RecordedRequest[]} requests
  * @property {Set<Res>} hanging  Responses held open by the "hang" fault, ended on close.
+ * @property {{ received: number, bytes: number }} sink  What `POST /__mock/sink` (a trace
+ *   webhook to point a destination at) has received.
  * @property {((line: string) => void) | null} log
  */
 
@@ -56,6 +58,7 @@ export async function startMockProvider({ port = 0, host = "127.0.0.1", log = fa
     faults: new FaultRegistry(),
     requests: [],
     hanging: new Set(),
+    sink: { received: 0, bytes: 0 },
     log: typeof log === "function" ? log : log ? (line) => console.log(line) : null,
   };
   const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => {
@@ -266,6 +269,16 @@ async function control(state, req, res, path) {
     case "DELETE /__mock/faults":
       state.faults.clear();
       return reply(200, { data: [] });
+    // A trace destination for local runs and the benchmark: accepts any POST, counts it.
+    case "POST /__mock/sink":
+      state.sink.received++;
+      state.sink.bytes += Buffer.byteLength(raw);
+      return reply(200, { ok: true });
+    case "GET /__mock/sink":
+      return reply(200, state.sink);
+    case "DELETE /__mock/sink":
+      state.sink = { received: 0, bytes: 0 };
+      return reply(200, state.sink);
     case "GET /__mock/requests":
       return reply(200, { data: state.requests });
     case "DELETE /__mock/requests":
