@@ -14,9 +14,16 @@ export default defineConfig(async () => ({
           STREAM_KEEPALIVE_SECONDS: "0.05",
           UPSTREAM_CONNECT_TIMEOUT_MS: "1000",
           UPSTREAM_FIRST_TOKEN_TIMEOUT_MS: "1000",
+          // Local workerd has no Durable Object jurisdictions: EU workspaces use the plain namespaces
+          // here (src/residency/jurisdiction.ts). The jurisdiction path itself is tested with doubles.
+          RESIDENCY_LOCAL_FALLBACK: "1",
+          // Requests to https://eu.gateway.test come in through the EU region (test/helpers.ts EU_ORIGIN).
+          REGION_HOSTS: "eu.gateway.test=eu",
           // Every provider points at a fake host that msw answers in tests.
           OPENAI_API_KEY: "test-openai-key",
           OPENAI_BASE_URL: "https://openai.upstream.test/v1",
+          OPENAI_EU_API_KEY: "test-openai_eu-key",
+          OPENAI_EU_BASE_URL: "https://openai-eu.upstream.test/v1",
           AZURE_OPENAI_EU_API_KEY: "test-azure_openai_eu-key",
           AZURE_OPENAI_EU_BASE_URL: "https://azure-openai-eu.upstream.test",
           ANTHROPIC_API_KEY: "test-anthropic-key",

@@ -12,6 +12,8 @@ import { forgetHealth } from "../src/routing/health-client";
 
 export const ADMIN_TOKEN = "test-admin-token";
 export const ORIGIN = "https://gateway.test";
+/** The EU hostname of the tests (vitest.config.ts `REGION_HOSTS`): requests here come in through region `eu`. */
+export const EU_ORIGIN = "https://eu.gateway.test";
 
 export function call(path: string, init: RequestInit = {}): Promise<Response> {
   return exports.default.fetch(new Request(`${ORIGIN}${path}`, init));
@@ -45,16 +47,51 @@ export async function provision(workspace = "ws-test", credits: string | null = 
 }
 
 /**
- * Forget every endpoint's health (this isolate's view and the region's Health object: memory and
- * stored breakers) and every conversation's sticky endpoint, so one test's failures do not reorder
- * the next test's endpoints.
+ * Forget every endpoint's health (this isolate's view and the regions' Health objects — `global`
+ * and `eu`, which local workerd keeps in the plain namespace: memory and stored breakers) and
+ * every conversation's sticky endpoint, so one test's failures do not reorder the next test's
+ * endpoints.
  */
 export async function resetHealth(): Promise<void> {
   forgetHealth();
   forgetStickyRoutes();
-  const stub = env.HEALTH.getByName(HEALTH_REGION);
-  await runInDurableObject(stub, (_, state) => state.storage.deleteAll());
-  await evictDurableObject(stub);
+  for (const region of [HEALTH_REGION, "eu"]) {
+    const stub = env.HEALTH.getByName(region);
+    await runInDurableObject(stub, (_, state) => state.storage.deleteAll());
+    await evictDurableObject(stub);
+  }
+}
+
+/**
+ * Seed the catalog and create an EU-pinned workspace (`region: "eu"` plus `settings`, e.g.
+ * `allow_non_eu_ingress`, `ledger_shards`, `provider`) with credits and one key; returns the key.
+ */
+export async function provisionEu(workspace: string, credits: string | null = "100", settings: Record<string, unknown> = {}): Promise<string> {
+  const seeded = await admin("/catalog/seed", "POST");
+  if (seeded.status !== 200) throw new Error(`seed failed: ${seeded.status} ${await seeded.text()}`);
+  const ws = await admin(`/workspaces/${workspace}`, "PUT", { name: "EU test", region: "eu", ...settings });
+  if (ws.status !== 200) throw new Error(`workspace failed: ${ws.status} ${await ws.text()}`);
+  if (credits !== null) {
+    const topUp = await admin(`/workspaces/${workspace}/credits`, "POST", { amount: credits });
+    if (topUp.status !== 201) throw new Error(`top-up failed: ${topUp.status} ${await topUp.text()}`);
+  }
+  const created = await admin(`/workspaces/${workspace}/keys`, "POST", { name: "test" });
+  const body = (await created.json()) as { key: string };
+  return body.key;
+}
+
+/** A chat completion request to `origin` (e.g. `EU_ORIGIN`), as `chat` sends it. */
+export function chatRequest(origin: string, key: string, body: unknown, headers: Record<string, string> = {}): Request {
+  return new Request(`${origin}/api/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+/** `chat` through another hostname (e.g. `EU_ORIGIN`). */
+export function chatAt(origin: string, key: string, body: unknown): Promise<Response> {
+  return exports.default.fetch(chatRequest(origin, key, body));
 }
 
 export function chat(key: string, body: unknown, init: RequestInit = {}): Promise<Response> {

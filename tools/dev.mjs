@@ -7,7 +7,7 @@
  * 1. Reads `.dev.vars` (or the file named by SWITCHYARD_DEV_VARS; `none` skips it).
  * 2. Wires every catalog provider without a real `<PREFIX>_API_KEY` to the mock provider
  *    (`SWITCHYARD_MOCK_ALL=1`: every provider, real keys ignored).
- * 3. Applies the local D1 migrations, starts `wrangler dev` on 127.0.0.1:PORT, seeds the catalog
+ * 3. Applies the local D1 migrations (DB and DB_EU), starts `wrangler dev` on 127.0.0.1:PORT, seeds the catalog
  *    and provisions workspace `dev` with an API key through the admin API.
  * 4. Prints a banner and a last line `SWITCHYARD_READY {json}` for scripts and tests.
  *
@@ -172,10 +172,15 @@ function configFlags(args) {
   return out;
 }
 
-/** @param {string[]} args */
-function applyMigrations(args) {
+/**
+ * Apply the local D1 migrations to one database binding (DB, and DB_EU: the generation records of
+ * EU workspaces have the same schema).
+ * @param {string} binding
+ * @param {string[]} args
+ */
+function applyMigrations(binding, args) {
   return new Promise((resolve, reject) => {
-    const child = spawn(join(BIN, "wrangler"), ["d1", "migrations", "apply", "DB", "--local", ...args], {
+    const child = spawn(join(BIN, "wrangler"), ["d1", "migrations", "apply", binding, "--local", ...args], {
       cwd: ROOT,
       env: { ...wranglerEnv(), CI: "true" },
       stdio: ["ignore", "pipe", "pipe"],
@@ -184,7 +189,7 @@ function applyMigrations(args) {
     child.stdout.on("data", (d) => (output += d));
     child.stderr.on("data", (d) => (output += d));
     child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve(undefined) : reject(new Error(`D1 migrations failed (exit ${code}):\n${output}`))));
+    child.once("exit", (code) => (code === 0 ? resolve(undefined) : reject(new Error(`D1 migrations of ${binding} failed (exit ${code}):\n${output}`))));
   });
 }
 
@@ -317,7 +322,7 @@ async function main() {
 
   try {
     console.log("[dev] applying local D1 migrations…");
-    await applyMigrations([...configFlags(passThrough), ...persist]);
+    for (const binding of ["DB", "DB_EU"]) await applyMigrations(binding, [...configFlags(passThrough), ...persist]);
 
     const inspector = process.env.INSPECTOR_PORT ? ["--inspector-port", process.env.INSPECTOR_PORT] : [];
     const args = ["dev", "--ip", HOST, "--port", String(port), "--show-interactive-dev-session=false", "--env-file", envFile, ...persist, ...inspector, ...passThrough];

@@ -1,7 +1,8 @@
 /**
  * @module api/account
  * What a key can learn about itself: `GET /key`, `GET /credits`, `GET /generation?id=`, in
- * OpenRouter's shapes (USD numbers printed from integer µ$).
+ * OpenRouter's shapes (USD numbers printed from integer µ$). Each reads the workspace's own
+ * region's ledger and D1 database (residency/bindings): an `eu` workspace's from the EU.
  */
 import { and, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
@@ -18,7 +19,7 @@ const generationQuery = z.object({ id: z.string().min(1).max(128) });
 export const account = new Hono<AppEnv>()
   .get("/key", async (c) => {
     const { key, workspace } = c.get("auth");
-    const usage = await c.env.LEDGER.getByName(workspace.id).keyUsage(key.id);
+    const usage = await c.get("residence").stores.ledger.getByName(workspace.id).keyUsage(key.id);
     const usd = (micros: number | undefined) => microsToUsd(micros ?? 0);
     return c.json({
       data: {
@@ -41,12 +42,12 @@ export const account = new Hono<AppEnv>()
     });
   })
   .get("/credits", async (c) => {
-    const view = await c.env.LEDGER.getByName(c.get("auth").workspace.id).balance();
+    const view = await c.get("residence").stores.ledger.getByName(c.get("auth").workspace.id).balance();
     return c.json({ data: { total_credits: microsToUsd(view.totalCreditsMicros), total_usage: microsToUsd(view.totalUsageMicros) } });
   })
   .get("/generation", async (c) => {
     const { id } = validate(generationQuery, c.req.query());
-    const rows = await drizzle(c.env.DB)
+    const rows = await drizzle(c.get("residence").stores.db)
       .select()
       .from(generations)
       .where(and(eq(generations.id, id), eq(generations.workspaceId, c.get("auth").workspace.id)))
@@ -80,6 +81,9 @@ export const account = new Hono<AppEnv>()
         usage: microsToUsd(g.costMicros),
         api_key_id: g.keyId,
         attempts: g.attempts,
+        // Residency audit: where the request came in and where the endpoint that served it is.
+        ingress_region: g.ingressRegion,
+        endpoint_region: g.endpointRegion,
       },
     });
   });

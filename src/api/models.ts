@@ -3,14 +3,22 @@
  * `GET /models` and `GET /models/:author/:slug/endpoints` in OpenRouter's shape: prices as USD per
  * token strings, converted exactly from the catalog's integer µ$ per million tokens; endpoint
  * uptime, latency and throughput over the last 30 minutes from the region's Health object.
+ *
+ * The listing is public, but on an EU hostname, or with the key of an `eu` workspace
+ * (`Authorization` is optional here), it shows only what an EU-pinned workspace can use: EU
+ * endpoints, and the models that have one.
  */
+import type { Context } from "hono";
 import { Hono } from "hono";
+import { optionalApiKey } from "../auth/middleware";
 import { microsUsdString, perTokenUsdString } from "../billing/pricing";
 import { getCatalog, type CatalogEndpoint, type CatalogModel } from "../catalog/store";
 import type { AppEnv } from "../context";
 import { GatewayError } from "../errors";
 import type { EndpointHealth } from "../routing/health-types";
-import { HEALTH_REGION } from "./chat/route-plan";
+import { residentHealth } from "../residency/bindings";
+import { policyOf } from "../residency/policy";
+import { endpointAllowed, type WorkspaceRegion } from "../residency/regions";
 
 function pricingJson(e: CatalogEndpoint) {
   return {
@@ -23,8 +31,15 @@ function pricingJson(e: CatalogEndpoint) {
   };
 }
 
-function enabledEndpoints(model: CatalogModel): CatalogEndpoint[] {
-  return model.endpoints.filter((e) => e.enabled);
+function enabledEndpoints(model: CatalogModel, region: WorkspaceRegion): CatalogEndpoint[] {
+  return model.endpoints.filter((e) => e.enabled && endpointAllowed(region, e.effectiveRegion));
+}
+
+/** `eu` on an EU hostname or for an `eu` workspace's key; `global` otherwise (no key, or an unusable one). */
+async function listingRegion(c: Context<AppEnv>): Promise<WorkspaceRegion> {
+  if (c.get("ingress") === "eu") return "eu";
+  const auth = await optionalApiKey(c.env.DB, c.req.header("authorization"));
+  return auth ? policyOf(auth.workspace).region : "global";
 }
 
 function architectureJson(model: CatalogModel) {
@@ -61,9 +76,14 @@ const totalPrice = (e: CatalogEndpoint) => e.promptPrice + e.completionPrice;
  * The region's endpoint health, fresh from its Health object: a listing may afford one call, and
  * it should not show an isolate's stale view. Without it the fields are null, as for no data.
  */
-async function healthById(env: Env): Promise<Map<string, EndpointHealth>> {
+async function healthById(env: Env, region: WorkspaceRegion): Promise<Map<string, EndpointHealth>> {
+  const namespace = residentHealth(env, region);
+  if (!namespace.ok) {
+    console.error(JSON.stringify({ level: "warn", msg: "health unavailable in region", region, problem: namespace.problem }));
+    return new Map();
+  }
   try {
-    const snapshot = await env.HEALTH.getByName(HEALTH_REGION).snapshot();
+    const snapshot = await namespace.value.getByName(region).snapshot();
     return new Map(snapshot.endpoints.map((e) => [e.endpointId, e.health]));
   } catch (error) {
     console.error(JSON.stringify({ level: "warn", msg: "health snapshot unavailable", error: String(error) }));
@@ -82,10 +102,10 @@ const rounded = (p: { p50: number; p75: number; p90: number; p99: number } | nul
 
 export const models = new Hono<AppEnv>()
   .get("/models", async (c) => {
-    const catalog = await getCatalog(c.env.DB);
+    const [catalog, region] = await Promise.all([getCatalog(c.env.DB), listingRegion(c)]);
     const data = [];
     for (const model of catalog.models.values()) {
-      const endpoints = enabledEndpoints(model);
+      const endpoints = enabledEndpoints(model, region);
       if (endpoints.length === 0) continue;
       const cheapest = endpoints.reduce((a, b) => (totalPrice(b) < totalPrice(a) ? b : a));
       data.push(modelJson(model, cheapest));
@@ -95,9 +115,14 @@ export const models = new Hono<AppEnv>()
   })
   .get("/models/:author/:slug/endpoints", async (c) => {
     const id = `${c.req.param("author")}/${c.req.param("slug")}`;
-    const model = (await getCatalog(c.env.DB)).models.get(id);
+    const [catalog, region] = await Promise.all([getCatalog(c.env.DB), listingRegion(c)]);
+    const model = catalog.models.get(id);
     if (!model) throw new GatewayError("not_found", `Model not found: ${id}`);
-    const health = await healthById(c.env);
+    const endpoints = enabledEndpoints(model, region);
+    if (region !== "global" && endpoints.length === 0) {
+      throw new GatewayError("not_found", `Model ${id} has no endpoint in region ${region}`, { metadata: { reason: "region_restricted", region } });
+    }
+    const health = await healthById(c.env, region);
     return c.json({
       data: {
         id: model.id,
@@ -105,7 +130,7 @@ export const models = new Hono<AppEnv>()
         created: Math.floor(model.createdAt / 1000),
         description: model.description,
         architecture: architectureJson(model),
-        endpoints: enabledEndpoints(model).map((e) => ({
+        endpoints: endpoints.map((e) => ({
           name: `${e.provider.name} | ${model.id}`,
           provider_name: e.provider.name,
           tag: e.providerSlug,

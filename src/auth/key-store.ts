@@ -2,7 +2,9 @@
  * @module auth/key-store
  * Creating, listing and changing API keys, shared by the admin API and OpenRouter's management
  * keys API. D1 holds the configuration; every change is also pushed to the workspace's ledger,
- * which keeps the authoritative status so a revoked key is refused on the very next request.
+ * which keeps the authoritative status so a revoked key is refused on the very next request. The
+ * ledger is the one of the workspace's region (residency/bindings), resolved before anything is
+ * written: when it cannot be reached in the region, nothing changes and the call is refused (503).
  */
 import { and, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
@@ -11,6 +13,8 @@ import { keyConfig } from "../billing/admission";
 import { usdMicros } from "../catalog/seed-schema";
 import { apiKeys, workspaces, type ApiKey, type Workspace } from "../db/schema";
 import { GatewayError } from "../errors";
+import { orRefuse, residentLedger } from "../residency/bindings";
+import { policyOf } from "../residency/policy";
 import { forgetKey, generateKey, hashKey, isWellFormedKey, keyLabel } from "./api-keys";
 
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
@@ -68,12 +72,15 @@ export async function requireWorkspace(db: D1Database, id: string): Promise<Work
   return workspace;
 }
 
-async function pushToLedger(env: Env, workspace: Workspace, key: ApiKey): Promise<void> {
-  await env.LEDGER.getByName(workspace.id).setKey(keyConfig({ key, workspace }));
+/** The workspace's ledger in its region; throws the 503 when the region cannot be guaranteed. */
+function ledgerOf(env: Env, workspace: Workspace) {
+  const { region } = policyOf(workspace);
+  return orRefuse(region, residentLedger(env, region)).getByName(workspace.id);
 }
 
 /** Create a key; the value is returned once. A fixed value that already exists answers `created: false`. */
 export async function createKey(env: Env, workspace: Workspace, input: NewKey): Promise<{ key: string; record: ApiKey; created: boolean }> {
+  const ledger = ledgerOf(env, workspace);
   const value = input.key ?? generateKey();
   const hash = await hashKey(value);
   const orm = drizzle(env.DB);
@@ -104,7 +111,7 @@ export async function createKey(env: Env, workspace: Workspace, input: NewKey): 
     .returning();
   const record = inserted[0];
   if (!record) throw new GatewayError("bad_request", "That key value is already in use");
-  await pushToLedger(env, workspace, record);
+  await ledger.setKey(keyConfig({ key: record, workspace }));
   return { key: value, record, created: true };
 }
 
@@ -135,10 +142,12 @@ export async function updateKey(env: Env, key: ApiKey, patch: KeyPatch): Promise
     ...(patch.tpm !== undefined ? { tpm: patch.tpm } : {}),
     ...(patch.concurrency !== undefined ? { concurrency: patch.concurrency } : {}),
   };
+  const workspace = await requireWorkspace(env.DB, key.workspaceId);
+  const ledger = ledgerOf(env, workspace);
   const orm = drizzle(env.DB);
   const updated = Object.keys(set).length ? (await orm.update(apiKeys).set(set).where(eq(apiKeys.id, key.id)).returning())[0] : key;
   if (!updated) throw new GatewayError("not_found", `Key not found: ${key.id}`);
-  await pushToLedger(env, await requireWorkspace(env.DB, updated.workspaceId), updated);
+  await ledger.setKey(keyConfig({ key: updated, workspace }));
   forgetKey(updated.hash);
   return updated;
 }

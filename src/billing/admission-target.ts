@@ -8,11 +8,16 @@
  * and plans holding any BYOK candidate (the monthly BYOK allowance is a workspace-wide counter,
  * and a shard cannot settle a hold as BYOK). Everything else goes to the key's shard, chosen by a
  * stable hash of the key id, so a key's own rate limits live on one object.
+ *
+ * Both come from the workspace's resident namespaces (residency/bindings): for an `eu` workspace
+ * they are restricted to the `eu` jurisdiction, so its ledger and shards are created and kept in
+ * the EU, and the same workspace name names different objects in different jurisdictions.
  */
 import type { KeyContext } from "../auth/api-keys";
 import type { Candidate } from "../routing/plan";
 import type { AdmitInput, AdmitResult, SettleInput, SettleResult } from "./ledger-schema";
 import { shardForKey, shardName } from "./ledger-shard-policy";
+import type { ShardAdmitInput } from "./ledger-shard";
 
 /** The most shards a workspace may have (the admin API's bound; the shard accepts up to 256). */
 export const MAX_LEDGER_SHARDS = 64;
@@ -26,17 +31,33 @@ export interface AdmissionTarget {
   release(holdId: string): Promise<boolean>;
 }
 
+/** The RPC surface of a Ledger (and, with the shard's admission input, of a LedgerShard) used here. */
+interface AdmissionRpc<Input> {
+  admit(input: Input): Promise<AdmitResult>;
+  settle(input: SettleInput): Promise<SettleResult>;
+  release(holdId: string): Promise<boolean>;
+}
+
+/**
+ * Where a workspace's admission objects come from: its jurisdiction's namespaces
+ * (`DurableObjectNamespace<Ledger>` and `<LedgerShard>` have this shape; tests pass doubles).
+ */
+export interface LedgerNamespaces {
+  ledger: { getByName(name: string): AdmissionRpc<AdmitInput> };
+  ledgerShard: { getByName(name: string): AdmissionRpc<ShardAdmitInput> };
+}
+
 /** Whether a request must be admitted by the workspace Ledger rather than a shard. */
 export function needsLedger(shards: number, auth: KeyContext, candidates: readonly Candidate[]): boolean {
   return shards <= 1 || auth.key.limitMicros !== null || candidates.some((c) => c.byok);
 }
 
 /** The admission object for a request of `auth`'s key that may be served by `candidates`. */
-export function admissionTarget(env: Env, auth: KeyContext, candidates: readonly Candidate[]): AdmissionTarget {
+export function admissionTarget(namespaces: LedgerNamespaces, auth: KeyContext, candidates: readonly Candidate[]): AdmissionTarget {
   const workspaceId = auth.workspace.id;
   const count = Math.min(auth.workspace.ledgerShards, MAX_LEDGER_SHARDS);
   if (needsLedger(count, auth, candidates)) {
-    const ledger = env.LEDGER.getByName(workspaceId);
+    const ledger = namespaces.ledger.getByName(workspaceId);
     return {
       name: "ledger",
       admit: (input) => ledger.admit(input),
@@ -46,7 +67,7 @@ export function admissionTarget(env: Env, auth: KeyContext, candidates: readonly
   }
   const index = shardForKey(auth.key.id, count);
   const name = shardName(workspaceId, index);
-  const shard = env.LEDGER_SHARD.getByName(name);
+  const shard = namespaces.ledgerShard.getByName(name);
   return {
     name,
     // The shard learns its workspace, index and count from each admission (its alarm has no input).

@@ -35,6 +35,7 @@ import {
 } from "./ledger-shard-policy";
 import { ShardStore, ensureShardSchema, type ShardConfig } from "./ledger-shard-store";
 import { LedgerStore, WORKSPACE_SCOPE, keyScope } from "./ledger-store";
+import { sameJurisdiction } from "../residency/jurisdiction";
 
 const clock = z.number().int().optional();
 const holdIdSchema = z.string().min(1).max(128);
@@ -253,8 +254,13 @@ export class LedgerShard extends DurableObject<Env> {
     if (!stored || stored.count !== shard.count) this.#shard.saveConfig(shard);
   }
 
+  /**
+   * The workspace's Ledger, in this shard's own jurisdiction: a shard of an EU workspace was
+   * created in the EU (residency/bindings), and its lease must come from the EU ledger, never
+   * from the same name elsewhere.
+   */
   #ledger(config: ShardConfig) {
-    return this.env.LEDGER.getByName(config.workspaceId);
+    return sameJurisdiction(this.env.LEDGER, this.ctx.id.jurisdiction).getByName(config.workspaceId);
   }
 
   #free(now: number): number {

@@ -4,11 +4,16 @@
  * hold, and the generation record in D1. Runs off the client's critical path: a non-streamed
  * answer settles in `waitUntil`; a stream settles before its last byte leaves, so settlement never
  * depends on `waitUntil` outliving the response.
+ *
+ * The generation record goes to the D1 database of the workspace's region (`DB_EU` for an `eu`
+ * workspace, residency/bindings) with the route decision (residency/audit): region of ingress,
+ * endpoints considered and excluded, the endpoint used and its region.
  */
 import { drizzle } from "drizzle-orm/d1";
 import type { KeyContext } from "../auth/api-keys";
 import { generations } from "../db/schema";
 import type { FinishReason, Usage } from "../providers/types";
+import type { RouteAudit } from "../residency/audit";
 import type { Candidate } from "../routing/plan";
 import type { AdmissionTarget } from "./admission-target";
 import type { ByokTerms } from "./byok";
@@ -58,12 +63,15 @@ function isFree(usage: Usage, finishReason: FinishReason | null): boolean {
 }
 
 export interface SettlementContext {
-  env: Env;
   auth: KeyContext;
   holdId: string;
   /** The object that admitted the request; it holds the hold and settles it. */
   target: AdmissionTarget;
   byokTerms: ByokTerms;
+  /** The D1 database of the workspace's region: generation records go there. */
+  db: D1Database;
+  /** The route decision the record keeps. */
+  route: RouteAudit;
 }
 
 /**
@@ -98,7 +106,7 @@ export async function settle(ctx: SettlementContext, outcome: Outcome): Promise<
 
 export async function recordGeneration(ctx: SettlementContext, outcome: Outcome, charge: Charge): Promise<void> {
   const { usage, candidate } = outcome;
-  await drizzle(ctx.env.DB)
+  await drizzle(ctx.db)
     .insert(generations)
     .values({
       id: outcome.generationId,
@@ -125,6 +133,10 @@ export async function recordGeneration(ctx: SettlementContext, outcome: Outcome,
       timeToFirstTokenMs: outcome.firstTokenAt === null ? null : outcome.firstTokenAt - outcome.startedAt,
       generationTimeMs: outcome.firstTokenAt === null ? null : outcome.endedAt - outcome.firstTokenAt,
       attempts: outcome.attempts,
+      ingressRegion: ctx.route.ingressRegion,
+      endpointRegion: candidate.endpoint.effectiveRegion,
+      excludedCount: ctx.route.excludedCount,
+      route: ctx.route.route,
     })
     .onConflictDoNothing();
 }

@@ -13,6 +13,23 @@ import type { ProviderPreferences } from "../schemas/openrouter";
 
 export type Region = "eu" | "us" | "global";
 
+/** Where a workspace's data and traffic may go (src/residency): anywhere, or the EU only. */
+export type WorkspaceRegion = "global" | "eu";
+
+/** The route decision kept with each generation (src/residency/audit.ts), as stored JSON. */
+export interface RouteRecord {
+  /** Region of ingress: the hostname's region (src/residency/ingress.ts). */
+  ingress: WorkspaceRegion;
+  /** The workspace's region policy when the request was planned. */
+  policy: WorkspaceRegion;
+  /** Candidates in the order they were to be tried: `[endpoint id, endpoint region]`. */
+  candidates: Array<[string, string]>;
+  /** Endpoints left out: `[model, provider, constraint, reason]`. */
+  excluded: Array<[string, string, string, string]>;
+  /** Entries cut from either list to bound the row (0 almost always). */
+  truncated: number;
+}
+
 const createdAt = () =>
   integer("created_at", { mode: "number" })
     .notNull()
@@ -37,6 +54,13 @@ export const workspaces = sqliteTable("workspaces", {
    * each request's own (routing/merge: the workspace's restrictions cap the request's).
    */
   providerPreferences: text("provider_preferences", { mode: "json" }).$type<ProviderPreferences>(),
+  /**
+   * Residency (src/residency): `eu` routes only to EU endpoints and keeps the ledger, health,
+   * generation records and traces in EU-jurisdiction resources; `global` has no restriction.
+   */
+  region: text("region").$type<WorkspaceRegion>().notNull().default("global"),
+  /** An `eu` workspace is refused on non-EU hostnames unless this is set. */
+  allowNonEuIngress: integer("allow_non_eu_ingress", { mode: "boolean" }).notNull().default(false),
   createdAt: createdAt(),
 });
 
@@ -137,8 +161,10 @@ export const endpoints = sqliteTable(
 );
 
 /**
- * One row per request that reached an upstream: what `GET /generation` returns. No prompt or
- * completion content is ever stored here.
+ * One row per request that reached an upstream: what `GET /generation` returns, and the audit of
+ * where it went (region of ingress, the route decision, the endpoint's region). Written to the D1
+ * of the workspace's region (`DB`, or `DB_EU` for an `eu` workspace; src/residency/bindings.ts),
+ * so the table exists in both. No prompt or completion content is ever stored here.
  */
 export const generations = sqliteTable(
   "generations",
@@ -172,6 +198,14 @@ export const generations = sqliteTable(
     /** Milliseconds from the first content to the last byte. */
     generationTimeMs: integer("generation_time_ms"),
     attempts: integer("attempts").notNull(),
+    /** Region of ingress (null: recorded before residency existed). */
+    ingressRegion: text("ingress_region").$type<WorkspaceRegion>(),
+    /** The serving endpoint's region. */
+    endpointRegion: text("endpoint_region").$type<Region>(),
+    /** How many endpoints the plan left out (the route's `excluded`, before truncation). */
+    excludedCount: integer("excluded_count"),
+    /** The whole route decision: candidates and exclusions with their reasons. */
+    route: text("route", { mode: "json" }).$type<RouteRecord>(),
     createdAt: createdAt(),
   },
   (t) => [index("generations_workspace_idx").on(t.workspaceId, t.createdAt)],

@@ -1,7 +1,8 @@
 /**
  * @module routing/health
- * The `Health` Durable Object: one per region (named by the region, "global" for now), shared by
- * every isolate routing there. Isolates report attempt outcomes, read a snapshot every couple of
+ * The `Health` Durable Object: one per region, named by it — "global", and "eu" (created in the EU
+ * jurisdiction, residency/bindings) for the workspaces pinned to the EU — shared by every isolate
+ * routing there. Isolates report attempt outcomes, read a snapshot every couple of
  * seconds (routing/health-client keeps it cached), and ask it for the one probe a half-open
  * breaker allows. The numbers live in a `HealthBook` in memory — they are ephemeral, and losing
  * them on eviction only forgets 30 minutes of statistics.

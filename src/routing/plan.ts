@@ -4,7 +4,8 @@
  * excluded endpoint was left out and why each candidate sits where it does. Pure: no I/O, the
  * clock and randomness come in through options, so every rule is a table-driven unit test.
  *
- * Filters (hard): catalog status, the `:free` variant, capabilities (tools, images, output and
+ * Filters (hard): the workspace's region policy first (residency/endpoint-filter: an `eu`
+ * workspace keeps only EU endpoints, and nothing in the request can loosen it), catalog status, the `:free` variant, capabilities (tools, images, output and
  * context length), the workspace's and the request's merged `provider` preferences
  * (routing/merge, routing/preferences), then a credential (routing/targets). Ordering (soft) is
  * routing/order.
@@ -14,6 +15,8 @@ import type { Catalog, CatalogEndpoint, CatalogModel } from "../catalog/store";
 import type { UpstreamTarget } from "../providers/types";
 import { requestedMaxTokens, type ChatRequest } from "../schemas/openai";
 import type { ProviderPreferences } from "../schemas/openrouter";
+import { residencyRejection } from "../residency/endpoint-filter";
+import type { WorkspaceRegion } from "../residency/regions";
 import type { EndpointHealth, HealthSnapshot } from "./health-types";
 import { mergePreferences } from "./merge";
 import { orderCandidates, type Cutoffs, type OrderOptions, type Rankable } from "./order";
@@ -60,6 +63,11 @@ export interface Plan {
 type HealthOptions = { health?: undefined; now?: number } | { health: HealthSnapshot; now: number };
 
 export type PlanOptions = HealthOptions & {
+  /**
+   * The workspace's region policy (residency): `eu` keeps only endpoints in the EU, before any
+   * other rule. It comes from the workspace alone; the request has no say in it.
+   */
+  region?: WorkspaceRegion;
   /** The workspace's default `provider` preferences (merged with the request's, routing/merge). */
   workspacePreferences?: ProviderPreferences | null;
   /** The workspace's own keys: those endpoints go first and need no platform credential. */
@@ -169,6 +177,7 @@ export function planRoute(catalog: Catalog, modelIds: string[], req: ChatRequest
     for (const endpoint of model.endpoints) {
       const exclude = (r: Rejection) => plan.excluded.push({ model: model.id, provider: endpoint.providerSlug, constraint: r.constraint, reason: r.reason });
       const rejected =
+        (options.region ? residencyRejection(options.region, endpoint) : null) ??
         capabilityRejection(endpoint, model, variant, needs) ??
         (conflict ? rejection(`provider.only (${conflict})`, `provider.only allows no provider: ${conflict}`) : null) ??
         preference?.(endpoint) ??

@@ -3,12 +3,19 @@
  * The Worker's `queue()` handler. A Worker has one queue handler for every queue it consumes, so
  * this dispatches on `batch.queue`: TRACES fans out (traces/fanout.ts), TRACE_DELIVERIES delivers
  * (traces/delivery.ts), TRACE_DLQ records dead letters in D1 for the admin API to list and replay.
+ *
+ * The EU queues (EU_TRACE_QUEUES) run the same steps on the EU pipeline (residency/bindings): the
+ * fan-out writes to TRACE_DELIVERIES_EU, deliveries read content from TRACE_CONTENT_EU, and dead
+ * letters are recorded in DB_EU. When the EU pipeline is not fully bound the batch is retried —
+ * it stays in the EU queue (and ends in the EU dead-letter queue) — and is never sent through a
+ * non-EU queue, bucket or database.
  */
 import { retryDelaySeconds } from "./backoff";
 import { recordDeadLetters, type DeadLetterInput } from "./dead-letters";
 import { deliverBatch } from "./delivery";
 import { fanOut } from "./fanout";
-import { deadLetterBodySchema, TRACE_QUEUES } from "./messages";
+import { deadLetterBodySchema, EU_TRACE_QUEUES, TRACE_QUEUES } from "./messages";
+import { tracePipeline, type TracePipeline } from "../residency/bindings";
 
 /** Store what reached the dead-letter queue; ack once stored (a D1 failure retries the batch). */
 export async function recordDeadLetterBatch(batch: MessageBatch<unknown>, env: Pick<Env, "DB">): Promise<void> {
@@ -32,8 +39,27 @@ export async function recordDeadLetterBatch(batch: MessageBatch<unknown>, env: P
   }
 }
 
+/** Run `consume` on the EU pipeline, or retry the whole batch where it is when it is not bound. */
+async function onEuPipeline(batch: MessageBatch<unknown>, env: Env, consume: (pipeline: TracePipeline) => Promise<void>): Promise<void> {
+  const pipeline = tracePipeline(env, "eu");
+  if (!pipeline.ok) {
+    console.error(JSON.stringify({ level: "error", msg: "EU trace pipeline not bound; retrying the batch in its EU queue", queue: batch.queue, problem: pipeline.problem }));
+    batch.retryAll();
+    return;
+  }
+  await consume(pipeline.value);
+}
+
 export async function queue(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
   switch (batch.queue) {
+    case EU_TRACE_QUEUES.traces:
+      return onEuPipeline(batch, env, (eu) => fanOut(batch, { DB: env.DB, MASTER_KEY: env.MASTER_KEY, TRACE_DELIVERIES: eu.deliveries }));
+    case EU_TRACE_QUEUES.deliveries:
+      return onEuPipeline(batch, env, (eu) =>
+        deliverBatch(batch, { DB: env.DB, MASTER_KEY: env.MASTER_KEY, TRACE_CONTENT: eu.content, TRACE_ARCHIVE: eu.archive, DEAD_LETTER_DB: eu.deadLetterDb }),
+      );
+    case EU_TRACE_QUEUES.deadLetters:
+      return onEuPipeline(batch, env, (eu) => recordDeadLetterBatch(batch, { DB: eu.deadLetterDb }));
     case TRACE_QUEUES.traces:
       return fanOut(batch, env);
     case TRACE_QUEUES.deliveries:

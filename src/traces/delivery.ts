@@ -18,7 +18,14 @@ import { mapLimited } from "./destinations/http";
 import { chunkBy, deliveryMessageSchema, jsonBytes, type DeliveryMessage } from "./messages";
 import type { Trace } from "./schema";
 
-export type DeliveryEnv = Pick<Env, "DB" | "MASTER_KEY"> & Partial<Pick<Env, "TRACE_CONTENT" | "TRACE_ARCHIVE">>;
+export type DeliveryEnv = Pick<Env, "DB" | "MASTER_KEY"> &
+  Partial<Pick<Env, "TRACE_CONTENT" | "TRACE_ARCHIVE">> & {
+    /**
+     * Where dead letters are recorded (they hold trace bodies): the D1 database of the pipeline's
+     * region (`DB_EU` for the EU queues, residency/bindings); `DB` when unset.
+     */
+    DEAD_LETTER_DB?: D1Database;
+  };
 
 /** A destination's request carries at most this many traces and about this many bytes. */
 const GROUP_MAX_TRACES = 50;
@@ -116,7 +123,7 @@ export async function deliverBatch(batch: MessageBatch<unknown>, env: DeliveryEn
 
   if (dead.length > 0) {
     try {
-      await recordDeadLetters(env.DB, dead.map((d) => d.letter));
+      await recordDeadLetters(env.DEAD_LETTER_DB ?? env.DB, dead.map((d) => d.letter));
       for (const d of dead) d.message.ack();
     } catch (error) {
       console.error(JSON.stringify({ level: "error", msg: "dead letters could not be recorded; retrying them", error: String(error) }));

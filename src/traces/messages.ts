@@ -16,6 +16,16 @@ export const TRACE_QUEUES = {
 } as const;
 
 /**
+ * The same pipeline for workspaces with region `eu`, created in the EU jurisdiction: an EU trace
+ * enters, fans out and dead-letters only through these (residency/bindings).
+ */
+export const EU_TRACE_QUEUES = {
+  traces: "switchyard-traces-eu",
+  deliveries: "switchyard-trace-deliveries-eu",
+  deadLetters: "switchyard-trace-dlq-eu",
+} as const;
+
+/**
  * A queue message may hold 128 KB. A trace message above this is stripped of its content, which
  * goes to R2. The margin (28 KB) covers the delivery envelope added around the trace and the
  * queue's own framing.

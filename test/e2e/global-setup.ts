@@ -31,6 +31,8 @@ const READY_TIMEOUT_MS = 90_000;
 const WORKER_VARS = {
   UPSTREAM_CONNECT_TIMEOUT_MS: "2000",
   UPSTREAM_FIRST_TOKEN_TIMEOUT_MS: "2000",
+  // As in .dev.vars.example: EU workspaces run on local workerd, which has no DO jurisdictions.
+  RESIDENCY_LOCAL_FALLBACK: "1",
 };
 
 function freePort(): Promise<number> {

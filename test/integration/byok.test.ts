@@ -354,6 +354,8 @@ describe("BYOK fee and the monthly free allowance", () => {
     // A plan still mixing a platform-keyed endpoint reserves the full cost.
     await expectError(await chat(key, big), 402);
     await putByok("ws-byok-reserve", "azure-eu", OWN_AZURE_KEY);
+    // OpenAI's EU data-residency endpoint serves gpt-4o too: with its own key, every candidate is BYOK.
+    await putByok("ws-byok-reserve", "openai-eu", OWN_OPENAI_KEY);
     const res = await chat(key, big);
     expect(res.status).toBe(200);
     expect(((await res.json()) as RouterCompletion).usage.is_byok).toBe(true);

@@ -195,7 +195,7 @@ describe("GET /models", () => {
 });
 
 describe("GET /models/:author/:slug/endpoints", () => {
-  it("lists the three endpoints of openai/gpt-4o-mini with region, quantization and exact prices", async () => {
+  it("lists the four endpoints of openai/gpt-4o-mini with region, quantization and exact prices", async () => {
     const res = await call("/api/v1/models/openai/gpt-4o-mini/endpoints");
     expect(res.status).toBe(200);
     const { data } = (await res.json()) as RouterModelEndpoints;
@@ -227,6 +227,7 @@ describe("GET /models/:author/:slug/endpoints", () => {
       })),
     ).toEqual([
       row("openai", "OpenAI", "us", "0.00000015", "0.0000006", "0.000000075"),
+      row("openai-eu", "OpenAI (EU data residency)", "eu", "0.000000165", "0.00000066", "0.0000000825"),
       row("azure-eu", "Azure OpenAI (EU Data Zone)", "eu", "0.000000165", "0.00000066", "0.0000000825"),
       row("openrouter", "OpenRouter", "global", "0.00000015", "0.0000006", "0.000000075"),
     ]);

@@ -263,15 +263,16 @@ describe("explainable routing", () => {
     expect(data.excluded.map((e) => [e.provider, e.constraint]).sort()).toEqual([
       ["azure-eu", "max_price"],
       ["openai", "max_price"],
+      ["openai-eu", "max_price"],
       ["openrouter", "provider.ignore"],
     ]);
-    expect(data.error?.message).toBe("No endpoint can serve openai/gpt-4o-mini: max_price removed 2 endpoints (openai, azure-eu); provider.ignore removed 1 endpoint (openrouter)");
+    expect(data.error?.message).toBe("No endpoint can serve openai/gpt-4o-mini: max_price removed 3 endpoints (openai, openai-eu, azure-eu); provider.ignore removed 1 endpoint (openrouter)");
     expect(upstream.hits).toEqual([]);
   });
 });
 
 describe("filters hold under any faults (property)", () => {
-  const PROVIDERS = ["openai", "azure-eu", "openrouter"] as const;
+  const PROVIDERS = ["openai", "openai-eu", "azure-eu", "openrouter"] as const;
   const subset = fc.subarray([...PROVIDERS]);
   const fault = fc.constantFrom("ok", "500", "429", "reset");
 
@@ -283,7 +284,7 @@ describe("filters hold under any faults (property)", () => {
           requestIgnore: fc.option(subset, { nil: undefined }),
           workspaceOnly: fc.option(subset, { nil: undefined }),
           workspaceIgnore: fc.option(subset, { nil: undefined }),
-          faults: fc.record({ openai: fault, "azure-eu": fault, openrouter: fault }),
+          faults: fc.record({ openai: fault, "openai-eu": fault, "azure-eu": fault, openrouter: fault }),
           stream: fc.boolean(),
         }),
         async ({ requestOnly, requestIgnore, workspaceOnly, workspaceIgnore, faults, stream }) => {

@@ -8,7 +8,15 @@ import { requireAdmin } from "./auth";
 import { byokAdmin } from "./byok";
 import { catalogAdmin } from "./catalog";
 import { healthAdmin } from "./health";
+import { residencyAdmin } from "./residency";
 import { tracesAdmin } from "./traces";
 import { workspaceAdmin } from "./workspaces";
 
-export const admin = new Hono<AppEnv>().use(requireAdmin).route("/", catalogAdmin).route("/", workspaceAdmin).route("/", byokAdmin).route("/", tracesAdmin).route("/", healthAdmin);
+export const admin = new Hono<AppEnv>()
+  .use(requireAdmin)
+  .route("/", catalogAdmin)
+  .route("/", workspaceAdmin)
+  .route("/", byokAdmin)
+  .route("/", tracesAdmin)
+  .route("/", healthAdmin)
+  .route("/", residencyAdmin);

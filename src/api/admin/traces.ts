@@ -5,6 +5,10 @@
  * characters), listed with their delivery health, tested with a synchronous send of a test trace,
  * and deleted. Dead letters — deliveries that exhausted their retries or failed permanently — are
  * listed and replayed into the delivery queue once the destination is fixed.
+ *
+ * Destinations are configuration (`DB`); dead letters hold trace bodies and live with the
+ * workspace's region's pipeline (residency/bindings): an `eu` workspace's in `DB_EU`, replayed
+ * into the EU queues, and its test sends use the EU buckets.
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -18,7 +22,16 @@ import { deliveryStates, type DeliveryState } from "../../traces/delivery-state"
 import { destinationInputSchema } from "../../traces/destination-config";
 import { deleteDestination, getDestination, getDestinationRecord, listDestinationRecords, putDestination, type DestinationRecord } from "../../traces/destination-store";
 import { testTrace } from "../../traces/test-trace";
+import { orRefuse, tracePipeline, type TracePipeline } from "../../residency/bindings";
+import { policyOf } from "../../residency/policy";
+import type { Workspace } from "../../db/schema";
 import { readJsonBody, validate } from "../validate";
+
+/** The trace pipeline of the workspace's region (503 when it is not bound). */
+function pipelineOf(env: Env, workspace: Workspace): TracePipeline {
+  const { region } = policyOf(workspace);
+  return orRefuse(region, tracePipeline(env, region));
+}
 
 const destinationId = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, "1–64 letters, digits, '_' or '-'");
 
@@ -88,7 +101,7 @@ export const tracesAdmin = new Hono<AppEnv>()
     const [records, states, dead] = await Promise.all([
       listDestinationRecords(c.env.DB, workspace.id),
       deliveryStates(c.env.DB, workspace.id),
-      deadLetterCounts(c.env.DB, workspace.id),
+      deadLetterCounts(pipelineOf(c.env, workspace).deadLetterDb, workspace.id),
     ]);
     return c.json({ data: records.map((r) => destinationJson(r, states.get(r.id), dead.get(r.id) ?? 0)) });
   })
@@ -98,7 +111,7 @@ export const tracesAdmin = new Hono<AppEnv>()
     const [record, states, dead] = await Promise.all([
       getDestinationRecord(c.env.DB, workspace.id, id),
       deliveryStates(c.env.DB, workspace.id),
-      deadLetterCounts(c.env.DB, workspace.id),
+      deadLetterCounts(pipelineOf(c.env, workspace).deadLetterDb, workspace.id),
     ]);
     if (!record) throw new GatewayError("not_found", `Destination not found: ${id}`);
     return c.json({ data: destinationJson(record, states.get(id), dead.get(id) ?? 0) });
@@ -109,14 +122,14 @@ export const tracesAdmin = new Hono<AppEnv>()
     const input = validate(destinationInputSchema, await readJsonBody(c.req.raw));
     const result = await putDestination(c.env.DB, masterKeyOf(c.env), workspace.id, id, input);
     if (!result.ok) throw new GatewayError(result.code, result.message);
-    const [states, dead] = await Promise.all([deliveryStates(c.env.DB, workspace.id), deadLetterCounts(c.env.DB, workspace.id)]);
+    const [states, dead] = await Promise.all([deliveryStates(c.env.DB, workspace.id), deadLetterCounts(pipelineOf(c.env, workspace).deadLetterDb, workspace.id)]);
     return c.json({ data: destinationJson(result.record, states.get(id), dead.get(id) ?? 0) }, result.created ? 201 : 200);
   })
   .delete("/workspaces/:id/destinations/:destId", async (c) => {
     const workspace = await requireWorkspace(c.env.DB, c.req.param("id"));
     const id = validate(destinationId, c.req.param("destId"));
     if (!(await deleteDestination(c.env.DB, workspace.id, id))) throw new GatewayError("not_found", `Destination not found: ${id}`);
-    await deleteDeadLettersOf(c.env.DB, workspace.id, id);
+    await deleteDeadLettersOf(pipelineOf(c.env, workspace).deadLetterDb, workspace.id, id);
     return c.json({ data: { id, deleted: true } });
   })
   .post("/workspaces/:id/destinations/:destId/test", async (c) => {
@@ -126,7 +139,8 @@ export const tracesAdmin = new Hono<AppEnv>()
     if (!destination) throw new GatewayError("not_found", `Destination not found: ${id}`);
     const trace = testTrace(workspace.id);
     const started = Date.now();
-    const [outcome] = await deliverToDestination(c.env, destination, [trace]);
+    const pipeline = pipelineOf(c.env, workspace);
+    const [outcome] = await deliverToDestination({ DB: c.env.DB, MASTER_KEY: c.env.MASTER_KEY, TRACE_CONTENT: pipeline.content, TRACE_ARCHIVE: pipeline.archive }, destination, [trace]);
     const ms = Date.now() - started;
     const result = outcome ?? { ok: false as const, retryable: false, error: "no outcome", status: null, retryAfterSeconds: null };
     return c.json({
@@ -143,12 +157,14 @@ export const tracesAdmin = new Hono<AppEnv>()
   .get("/workspaces/:id/dead-letters", async (c) => {
     const workspace = await requireWorkspace(c.env.DB, c.req.param("id"));
     const query = validate(deadLetterQuery, c.req.query());
-    const rows = await listDeadLetters(c.env.DB, workspace.id, { destinationId: query.destination_id, before: query.before, limit: query.limit });
+    const rows = await listDeadLetters(pipelineOf(c.env, workspace).deadLetterDb, workspace.id, { destinationId: query.destination_id, before: query.before, limit: query.limit });
     return c.json({ data: rows.map(deadLetterJson) });
   })
   .post("/workspaces/:id/dead-letters/replay", async (c) => {
     const workspace = await requireWorkspace(c.env.DB, c.req.param("id"));
     const body = validate(replayBody, await optionalJsonBody(c.req.raw));
-    const result = await replayDeadLetters(c.env, workspace.id, { destinationId: body.destination_id, ids: body.ids, limit: body.limit });
+    const pipeline = pipelineOf(c.env, workspace);
+    const queues = { DB: pipeline.deadLetterDb, TRACES: pipeline.traces, TRACE_DELIVERIES: pipeline.deliveries };
+    const result = await replayDeadLetters(queues, workspace.id, { destinationId: body.destination_id, ids: body.ids, limit: body.limit });
     return c.json({ data: result });
   });

@@ -1,8 +1,10 @@
 /**
  * @module api/admin/workspaces
- * Workspaces, their limits, default provider preferences, credits and API keys. A key is shown
- * once, at creation.
+ * Workspaces, their limits, default provider preferences, region policy, credits and API keys. A
+ * key is shown once, at creation. Credits live in the ledger of the workspace's region
+ * (residency/bindings): an `eu` workspace's in the EU jurisdiction.
  */
+import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -12,8 +14,11 @@ import { purchaseFeeMicros } from "../../billing/fees";
 import { microsToUsd, usdToMicros } from "../../billing/pricing";
 import { usdMicros } from "../../catalog/seed-schema";
 import type { AppEnv } from "../../context";
-import { workspaces } from "../../db/schema";
+import { workspaces, type Workspace } from "../../db/schema";
 import { GatewayError } from "../../errors";
+import { orRefuse, residentLedger } from "../../residency/bindings";
+import { policyOf } from "../../residency/policy";
+import { workspaceRegionSchema } from "../../residency/regions";
 import { providerPreferencesSchema } from "../../schemas/openrouter";
 import { readJsonBody, validate } from "../validate";
 
@@ -33,6 +38,14 @@ const workspaceBody = z.strictObject({
    * workspace's restrictions cap each request's (routing/merge). `null` clears them.
    */
   provider: providerPreferencesSchema.nullable().optional(),
+  /**
+   * Residency: `eu` routes only to EU endpoints and keeps the ledger, health, generation records
+   * and traces in EU-jurisdiction resources. Set it at creation: a workspace whose ledger holds
+   * credits cannot change region (they would stay behind).
+   */
+  region: workspaceRegionSchema.optional(),
+  /** Let an `eu` workspace be called through non-EU hostnames (its data and routing stay EU). */
+  allow_non_eu_ingress: z.boolean().optional(),
 });
 
 const topUpBody = z.strictObject({
@@ -57,10 +70,34 @@ function feeFor(env: Env, amountMicros: number): number {
   return purchaseFeeMicros(amountMicros, Number.isInteger(bps) && bps >= 0 ? bps : 550, minimum);
 }
 
+/** The workspace's ledger in its region (503 when the region cannot be guaranteed). */
+function ledgerOf(env: Env, workspace: Workspace) {
+  const { region } = policyOf(workspace);
+  return orRefuse(region, residentLedger(env, region)).getByName(workspace.id);
+}
+
+/**
+ * Refuse to move a workspace whose ledger has seen credits to another region: the new region's
+ * ledger starts empty and the old one's balance, holds and journal would stay where they are.
+ */
+async function assertRegionMovable(env: Env, workspace: Workspace): Promise<void> {
+  const view = await ledgerOf(env, workspace).balance();
+  if (view.totalCreditsMicros === 0 && view.heldMicros === 0) return;
+  throw new GatewayError(
+    "bad_request",
+    `Workspace ${workspace.id} holds credits in its ${policyOf(workspace).region} ledger: its region cannot change now (the new region's ledger would start empty). Create a new workspace with the region instead.`,
+    { metadata: { reason: "region_change_refused", region: policyOf(workspace).region } },
+  );
+}
+
 export const workspaceAdmin = new Hono<AppEnv>()
   .put("/workspaces/:id", async (c) => {
     const id = validate(workspaceId, c.req.param("id"));
     const body = validate(workspaceBody, await readJsonBody(c.req.raw));
+    if (body.region !== undefined) {
+      const [existing] = await drizzle(c.env.DB).select().from(workspaces).where(eq(workspaces.id, id)).limit(1);
+      if (existing && policyOf(existing).region !== body.region) await assertRegionMovable(c.env, existing);
+    }
     const row = {
       id,
       name: body.name,
@@ -70,6 +107,8 @@ export const workspaceAdmin = new Hono<AppEnv>()
       ...(body.concurrency !== undefined ? { concurrency: body.concurrency } : {}),
       ...(body.ledger_shards !== undefined ? { ledgerShards: body.ledger_shards } : {}),
       ...(body.provider !== undefined ? { providerPreferences: body.provider } : {}),
+      ...(body.region !== undefined ? { region: body.region } : {}),
+      ...(body.allow_non_eu_ingress !== undefined ? { allowNonEuIngress: body.allow_non_eu_ingress } : {}),
     };
     const [saved] = await drizzle(c.env.DB).insert(workspaces).values(row).onConflictDoUpdate({ target: workspaces.id, set: row }).returning();
     forgetWorkspace(id);
@@ -81,12 +120,12 @@ export const workspaceAdmin = new Hono<AppEnv>()
     const body = validate(topUpBody, await readJsonBody(c.req.raw));
     const fee = feeFor(c.env, body.amount);
     if (fee >= body.amount) throw new GatewayError("bad_request", `A top-up of ${microsToUsd(body.amount)} USD does not cover the purchase fee of ${microsToUsd(fee)} USD`);
-    const view = await c.env.LEDGER.getByName(workspace.id).topUp(body.amount, fee, body.note ?? null);
+    const view = await ledgerOf(c.env, workspace).topUp(body.amount, fee, body.note ?? null);
     return c.json({ data: { ...balanceJson(view), credited: microsToUsd(body.amount - fee), fee: microsToUsd(fee) } }, 201);
   })
   .get("/workspaces/:id/credits", async (c) => {
     const workspace = await requireWorkspace(c.env.DB, c.req.param("id"));
-    return c.json({ data: balanceJson(await c.env.LEDGER.getByName(workspace.id).balance()) });
+    return c.json({ data: balanceJson(await ledgerOf(c.env, workspace).balance()) });
   })
   .get("/workspaces/:id/keys", async (c) => c.json({ data: (await listKeys(c.env.DB, c.req.param("id"))).map(keyJson) }))
   .post("/workspaces/:id/keys", async (c) => {

@@ -1,6 +1,8 @@
 /**
  * @module api/chat
  * `POST /chat/completions`: validate, plan, try endpoints, answer in OpenAI's shape (JSON or SSE).
+ * Every resource a request touches — ledger or shard, health, generation record, trace queue —
+ * comes from its workspace's residence (residency/middleware), never from the raw bindings.
  */
 import { Hono } from "hono";
 import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
@@ -21,7 +23,9 @@ import { completionJson, newGenerationId } from "./shape";
 import { enqueueWantedTrace } from "../../traces/producer";
 import { isZeroRetention, requestTrace, type RequestTraceInput } from "../../traces/request-trace";
 import { OutputCapture } from "./capture";
-import { explainPlan, HEALTH_REGION, noCandidateError, rememberRoute, routeHeader, routeRequest, type RoutedRequest } from "./route-plan";
+import { explainPlan, noCandidateError, rememberRoute, routeHeader, routeRequest, type RoutedRequest } from "./route-plan";
+import { routeAudit } from "../../residency/audit";
+import { ENDPOINT_REGION_HEADER } from "../../residency/middleware";
 import { streamChat, type StreamEnd } from "./stream";
 
 function numberVar(value: string | undefined, fallback: number): number {
@@ -33,6 +37,7 @@ function routeHeaders(generationId: string, candidate: Candidate, attempts: read
   return {
     "x-generation-id": generationId,
     "x-switchyard-endpoint": `${candidate.endpoint.providerSlug}/${candidate.endpoint.upstreamModel}`,
+    [ENDPOINT_REGION_HEADER]: candidate.endpoint.effectiveRegion,
     "x-switchyard-attempts": String(callsMade(attempts) + 1),
   };
 }
@@ -61,11 +66,13 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   const startedAt = Date.now();
   const req = validate(chatRequestSchema, await readJsonBody(c.req.raw));
   const auth = c.get("auth");
+  const residence = c.get("residence");
   const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise.catch(logFailure));
   // From isolate caches when warm: no D1 read, no Durable Object call.
   const routed = await routeRequest(c, req, waitUntil);
   const { plan } = routed;
-  if (plan.candidates.length === 0) throw noCandidateError(plan, routed.modelIds);
+  if (plan.candidates.length === 0) throw noCandidateError(plan, routed.modelIds, residence.policy.region);
+  const route = routeAudit(plan, residence.ingress, residence.policy.region);
   const explain = wantsExplanation(c.req.header("x-switchyard-explain")) ? routeHeader(explainPlan(plan)) : null;
 
   const generation = { id: newGenerationId(), created: Math.floor(startedAt / 1000) };
@@ -73,11 +80,11 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   // reservation. The workspace's Ledger or, for a sharded workspace, the key's LedgerShard; the
   // same object settles or releases the hold. With ample room it runs alongside the first upstream
   // attempt (billing/admission-outlook), otherwise before it.
-  const target = admissionTarget(c.env, auth, plan.candidates);
+  const target = admissionTarget(residence.stores, auth, plan.candidates);
   const terms = byokTerms(c.env);
   const gate = openAdmission(target, admissionInput(generation.id, req, plan.candidates, auth, terms.feeBps), outlookScope(target.name, auth.workspace.id, auth.key.id));
   if (!gate.parallel) await gate.hold;
-  const settlementFor = (hold: AdmittedHold): SettlementContext => ({ env: c.env, auth, holdId: hold.holdId, target, byokTerms: terms });
+  const settlementFor = (hold: AdmittedHold): SettlementContext => ({ auth, holdId: hold.holdId, target, byokTerms: terms, db: residence.stores.db, route });
   const release = () => gate.release();
 
   const attempts: AttemptRecord[] = [];
@@ -102,6 +109,8 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   };
   // The trace of this request, sent once it ends (traces/request-trace); content unless zero-retention.
   const capture = new OutputCapture(!isZeroRetention(req));
+  // Destinations are configuration (DB); the trace itself goes to the workspace's region's queue.
+  const traceEnv = { DB: c.env.DB, MASTER_KEY: c.env.MASTER_KEY, TRACES: residence.stores.traces, TRACE_CONTENT: residence.stores.traceContent };
   type TraceEnd = Omit<RequestTraceInput, "req" | "auth" | "generationId" | "requestId" | "headerSessionId" | "region" | "startedAt" | "attempts">;
   const sendTrace = (end: TraceEnd) => {
     const trace = requestTrace({
@@ -110,12 +119,12 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
       generationId: generation.id,
       requestId: c.get("requestId"),
       headerSessionId: c.req.header("x-session-id") ?? null,
-      region: HEALTH_REGION,
+      region: residence.ingress,
       startedAt,
       attempts,
       ...end,
     });
-    waitUntil(enqueueWantedTrace(c.env, trace));
+    waitUntil(enqueueWantedTrace(traceEnv, trace));
   };
   const outcomeOf = (candidate: Candidate, rest: Omit<Outcome, "generationId" | "requestId" | "candidate" | "attempts" | "startedAt" | "streamed">, streamed: boolean): Outcome => ({
     generationId: generation.id,
@@ -303,8 +312,16 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   .post("/chat/completions/dry-run", async (c) => {
     const req = validate(chatRequestSchema, await readJsonBody(c.req.raw));
     const routed = await routeRequest(c, req, (promise) => c.executionCtx.waitUntil(promise.catch(logFailure)));
-    const empty = routed.plan.candidates.length === 0 ? noCandidateError(routed.plan, routed.modelIds) : null;
-    return c.json({ data: { models: routed.modelIds, ...explainPlan(routed.plan), ...(empty ? { error: { code: empty.status, message: empty.message } } : {}) } });
+    const { ingress, policy } = c.get("residence");
+    const empty = routed.plan.candidates.length === 0 ? noCandidateError(routed.plan, routed.modelIds, policy.region) : null;
+    return c.json({
+      data: {
+        models: routed.modelIds,
+        residency: { workspace_region: policy.region, ingress_region: ingress },
+        ...explainPlan(routed.plan),
+        ...(empty ? { error: { code: empty.status, message: empty.message } } : {}),
+      },
+    });
   });
 
 /** Without max_tokens and short of the model's maximum, the cap is what the balance affords. */
