@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { http, HttpResponse } from "msw";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Trace } from "../../src/traces/schema";
-import { admin, chat, eventually, mswServer, provision, readSSE, resetHealth, sseBody, sseResponse, type RouterCompletion } from "../helpers";
+import { admin, chat, eventually, mswServer, provision, readSSE, recordUpstream, resetHealth, sseBody, sseResponse, type RouterCompletion } from "../helpers";
 import { sink } from "../unit/traces/fixtures";
 
 const WS = "ws-traced";
@@ -116,6 +116,23 @@ describe("a trace per request", () => {
     const requestId = failed.headers.get("x-request-id");
     const trace = await eventually(async () => [...received(hits).values()].find((t) => t.request_id === requestId), 30_000);
     expect(trace).toMatchObject({ status: 502, endpoint: null, error: { type: "server" }, attempts: [{ provider: "OpenAI", status: 500 }] });
+  }, 40_000);
+});
+
+describe("refused requests", () => {
+  it("traces a request the ledger refused for want of credit, with no attempt and no charge", async () => {
+    const broke = await provision("ws-traced-broke", null);
+    const hook = await admin(`/workspaces/ws-traced-broke/destinations/hook`, "PUT", { type: "webhook", url: "https://hooks.sink.test/requests", signing_secret: "whsec_requests_0123456789" });
+    expect(hook.status).toBe(201);
+    const hits = sink("https://hooks.sink.test/requests");
+    const upstream = recordUpstream();
+    mswServer.use(upstream.handler);
+    const res = await chat(broke, { model: MODEL, messages: [{ role: "user", content: "no money" }], provider: only });
+    expect(res.status).toBe(402);
+    const requestId = res.headers.get("x-request-id");
+    const trace = await eventually(async () => [...received(hits).values()].find((t) => t.request_id === requestId), 30_000);
+    expect(trace).toMatchObject({ workspace_id: "ws-traced-broke", status: 402, endpoint: null, attempts: [], cost: { charged_micros: 0 }, error: { type: "payment_required" } });
+    expect(upstream.hits).toEqual([]);
   }, 40_000);
 });
 

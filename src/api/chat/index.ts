@@ -82,8 +82,8 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   // attempt (billing/admission-outlook), otherwise before it.
   const target = admissionTarget(residence.stores, auth, plan.candidates);
   const terms = byokTerms(c.env);
+  // Without room to run alongside, `answer` below awaits the admission before any upstream call.
   const gate = openAdmission(target, admissionInput(generation.id, req, plan.candidates, auth, terms.feeBps), outlookScope(target.name, auth.workspace.id, auth.key.id));
-  if (!gate.parallel) await gate.hold;
   const settlementFor = (hold: AdmittedHold): SettlementContext => ({ auth, holdId: hold.holdId, target, byokTerms: terms, db: residence.stores.db, route });
   const release = () => gate.release();
 
@@ -283,8 +283,8 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   try {
     return await answer();
   } catch (error) {
-    // A request that reached upstreams and failed is traced too: its attempts are the story.
-    if (error instanceof GatewayError && attempts.length > 0) {
+    // A refused or failed request is traced too: the refusal, or its attempts, are the story.
+    if (error instanceof GatewayError) {
       const type = error.metadata?.error_type;
       sendTrace({
         served: null,
