@@ -193,6 +193,16 @@ export async function getDestinations(env: Pick<Env, "DB" | "MASTER_KEY">, works
   return destinations;
 }
 
+/**
+ * Whether this isolate knows the workspace exports traces: true or false from a fresh cache entry,
+ * undefined when it does not know (no entry, or a stale one). Synchronous, for the request path.
+ */
+export function knownToTrace(workspaceId: string, now = Date.now()): boolean | undefined {
+  const hit = cache.get(workspaceId);
+  if (!hit || now - hit.loadedAt >= CACHE_TTL_MS) return undefined;
+  return hit.destinations.some((d) => d.enabled);
+}
+
 /** One destination of a workspace (through the cache); null when it does not exist. */
 export async function getDestination(env: Pick<Env, "DB" | "MASTER_KEY">, workspaceId: string, id: string): Promise<Destination | null> {
   return (await getDestinations(env, workspaceId)).find((d) => d.id === id) ?? null;

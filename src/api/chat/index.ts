@@ -20,6 +20,7 @@ import type { Candidate } from "../../routing/plan";
 import { chatRequestSchema, type ChatRequest } from "../../schemas/openai";
 import { readJsonBody, validate } from "../validate";
 import { completionJson, newGenerationId } from "./shape";
+import { knownToTrace } from "../../traces/destination-store";
 import { enqueueWantedTrace } from "../../traces/producer";
 import { isZeroRetention, requestTrace, type RequestTraceInput } from "../../traces/request-trace";
 import { OutputCapture } from "./capture";
@@ -108,7 +109,9 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
     };
   };
   // The trace of this request, sent once it ends (traces/request-trace); content unless zero-retention.
-  const capture = new OutputCapture(!isZeroRetention(req));
+  // A stream keeps its output only when the trace may carry it: not for zero retention, nor for a
+  // workspace this isolate knows exports nowhere (unknown: keep it, the producer decides).
+  const capture = new OutputCapture(!isZeroRetention(req) && knownToTrace(auth.workspace.id) !== false);
   // Destinations are configuration (DB); the trace itself goes to the workspace's region's queue.
   const traceEnv = { DB: c.env.DB, MASTER_KEY: c.env.MASTER_KEY, TRACES: residence.stores.traces, TRACE_CONTENT: residence.stores.traceContent };
   type TraceEnd = Omit<RequestTraceInput, "req" | "auth" | "generationId" | "requestId" | "headerSessionId" | "region" | "startedAt" | "attempts">;
