@@ -33,9 +33,14 @@ export function admin(path: string, method: string, body?: unknown): Promise<Res
  * that need a fixed cheapest-first order instead of load balancing).
  */
 export async function provision(workspace = "ws-test", credits: string | null = "100", provider?: Record<string, unknown>): Promise<string> {
+  return provisionWith(workspace, credits, { name: "Test", ...(provider ? { provider } : {}) });
+}
+
+/** Seed the catalog, PUT the workspace with `settings`, top it up with `credits` and create one key. */
+async function provisionWith(workspace: string, credits: string | null, settings: Record<string, unknown>): Promise<string> {
   const seeded = await admin("/catalog/seed", "POST");
   if (seeded.status !== 200) throw new Error(`seed failed: ${seeded.status} ${await seeded.text()}`);
-  const ws = await admin(`/workspaces/${workspace}`, "PUT", { name: "Test", ...(provider ? { provider } : {}) });
+  const ws = await admin(`/workspaces/${workspace}`, "PUT", settings);
   if (ws.status !== 200) throw new Error(`workspace failed: ${ws.status} ${await ws.text()}`);
   if (credits !== null) {
     const topUp = await admin(`/workspaces/${workspace}/credits`, "POST", { amount: credits });
@@ -67,17 +72,7 @@ export async function resetHealth(): Promise<void> {
  * `allow_non_eu_ingress`, `ledger_shards`, `provider`) with credits and one key; returns the key.
  */
 export async function provisionEu(workspace: string, credits: string | null = "100", settings: Record<string, unknown> = {}): Promise<string> {
-  const seeded = await admin("/catalog/seed", "POST");
-  if (seeded.status !== 200) throw new Error(`seed failed: ${seeded.status} ${await seeded.text()}`);
-  const ws = await admin(`/workspaces/${workspace}`, "PUT", { name: "EU test", region: "eu", ...settings });
-  if (ws.status !== 200) throw new Error(`workspace failed: ${ws.status} ${await ws.text()}`);
-  if (credits !== null) {
-    const topUp = await admin(`/workspaces/${workspace}/credits`, "POST", { amount: credits });
-    if (topUp.status !== 201) throw new Error(`top-up failed: ${topUp.status} ${await topUp.text()}`);
-  }
-  const created = await admin(`/workspaces/${workspace}/keys`, "POST", { name: "test" });
-  const body = (await created.json()) as { key: string };
-  return body.key;
+  return provisionWith(workspace, credits, { name: "EU test", region: "eu", ...settings });
 }
 
 /** A chat completion request to `origin` (e.g. `EU_ORIGIN`), as `chat` sends it. */
