@@ -134,7 +134,15 @@ export class LeaseBook {
         reclaim = false;
         continue;
       }
-      this.store.appendJournal({ at: entry.at, kind: "charge", amountMicros: -entry.amountMicros, keyId: entry.keyId, reference: entry.reference, note: null });
+      this.store.appendJournal({
+        at: entry.at,
+        kind: "charge",
+        amountMicros: -entry.amountMicros,
+        keyId: entry.keyId,
+        reference: entry.reference,
+        note: null,
+        byokUsageMicros: entry.byokUsageMicros,
+      });
       const key = this.store.key(entry.keyId);
       if (key) this.store.saveUsage(entry.keyId, addUsage(key.usage, entry.amountMicros, entry.byokUsageMicros, entry.at));
     }
@@ -181,6 +189,7 @@ export class LeaseBook {
   }
 
   private save(shardId: string, amount: number, ackedId: number, reclaim: boolean, now: number): void {
+    this.store.leasesChanged();
     this.sql.exec(
       `INSERT INTO leases (shard_id, amount, acked_id, reclaim, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (shard_id) DO UPDATE SET amount = excluded.amount, acked_id = excluded.acked_id, reclaim = excluded.reclaim, updated_at = excluded.updated_at`,

@@ -23,6 +23,15 @@
  *   thousandth of rows written).
  * - `journal` keeps INTEGER PRIMARY KEY without AUTOINCREMENT, which spared a `sqlite_sequence`
  *   write per entry. Entries are never deleted, so ids still only grow.
+ *
+ * Version 4 — the Ledger keeps its working state in memory (ledger-memory-store.ts) and the
+ * journal is the one row a settlement writes:
+ * - `journal.byok_usage`: a charge's platform-equivalent BYOK usage, so key spend can be replayed
+ *   from the journal like the balance.
+ * - `balance.journal_id`: the last journal entry the `balance` row and the `keys` spend counters
+ *   include (a checkpoint); entries after it are replayed when the object starts.
+ * - `holds` is no longer written by the Ledger (holds live in memory); rows left from version 3
+ *   are loaded once and deleted. LedgerShard objects still keep their holds there.
  */
 
 /** Migrations by version: index 0 takes an empty database to version 1. Append, never edit. */
@@ -122,6 +131,12 @@ const MIGRATIONS: readonly (readonly string[])[] = [
     `INSERT INTO journal_v3 (id, at, kind, amount, key_id, reference, note) SELECT id, at, kind, amount, key_id, reference, note FROM journal`,
     `DROP TABLE journal`,
     `ALTER TABLE journal_v3 RENAME TO journal`,
+  ],
+  [
+    `ALTER TABLE journal ADD COLUMN byok_usage INTEGER`,
+    `ALTER TABLE balance ADD COLUMN journal_id INTEGER NOT NULL DEFAULT 0`,
+    // Everything journalled so far is already in the balance and key rows.
+    `UPDATE balance SET journal_id = (SELECT COALESCE(MAX(id), 0) FROM journal)`,
   ],
 ];
 

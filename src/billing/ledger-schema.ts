@@ -100,8 +100,30 @@ export type AdmitResult =
       rate: { limit: number; remaining: number; resetAt: number } | null;
       /** What the admitting object saw after this hold, for the isolate's next decision. */
       headroom: Headroom;
+      /**
+       * What the Ledger needs to settle the request even if it lost the hold (its holds live in
+       * memory): the caller hands it back with `settle`. Absent from a shard's own admissions.
+       */
+      receipt?: HoldReceipt;
     }
   | AdmitRefusal;
+
+/**
+ * The admission as the Ledger saw it. `incarnation` names the object's instance in memory: a
+ * settlement carrying another instance's receipt for a hold this instance does not know is a hold
+ * lost with a restart, charged once (the journal after `journalId` is searched for its charge).
+ */
+export const holdReceiptSchema = z.object({
+  incarnation: z.string().min(1).max(64),
+  /** The last journal entry when the hold was made: its charge, if any, comes after. */
+  journalId: count,
+  /** When the hold was made (a hold past its lifetime is not charged, as a live one would not be). */
+  at: z.number().int(),
+  keyId: z.string().min(1),
+  byok: z.boolean(),
+  promptTokens: count,
+});
+export type HoldReceipt = z.infer<typeof holdReceiptSchema>;
 
 export const settleInputSchema = z.object({
   holdId: z.string().min(1),
@@ -127,6 +149,8 @@ export const settleInputSchema = z.object({
   /** Actual tokens, for tokens-per-minute. */
   tokens: count,
   generationId: z.string().min(1).max(128),
+  /** The admission's receipt (AdmitResult.receipt), when it had one. */
+  receipt: holdReceiptSchema.optional(),
   now: z.number().int().optional(),
 });
 export type SettleInput = z.input<typeof settleInputSchema>;

@@ -36,9 +36,12 @@ export type BalanceRow = {
   usage: number;
 };
 
-export type NewJournalEntry = Omit<JournalEntry, "id">;
+export type NewJournalEntry = Omit<JournalEntry, "id"> & {
+  /** A charge's platform-equivalent BYOK usage, µ$ (replayed into the key's BYOK counters). */
+  byokUsageMicros?: number;
+};
 
-type HoldRow = {
+export type HoldRow = {
   id: string;
   key_id: string;
   amount: number;
@@ -50,7 +53,7 @@ type HoldRow = {
   expires_at: number;
 };
 
-type KeyRow = {
+export type KeyRow = {
   id: string;
   disabled: number;
   expires_at: number | null;
@@ -87,7 +90,7 @@ type WindowRow = { minute: number; requests: number; tokens: number; prev_reques
 
 /** Typed access to the ledger's tables. Every method is synchronous. */
 export class LedgerStore {
-  constructor(private readonly sql: SqlStorage) {}
+  constructor(protected readonly sql: SqlStorage) {}
 
   balance(): BalanceRow {
     return this.sql.exec<BalanceRow>("SELECT balance, credits, usage FROM balance WHERE id = 1").one();
@@ -101,24 +104,33 @@ export class LedgerStore {
   appendJournal(entry: NewJournalEntry): void {
     const amount = entry.amountMicros;
     if (amount === 0) return;
-    this.sql.exec(
-      "INSERT INTO journal (at, kind, amount, key_id, reference, note) VALUES (?, ?, ?, ?, ?, ?)",
-      entry.at,
-      entry.kind,
-      amount,
-      entry.keyId,
-      entry.reference,
-      entry.note,
-    );
-    const credit = amount > 0 || entry.kind === "fee" ? amount : 0;
-    const usage = amount < 0 && entry.kind !== "fee" ? -amount : 0;
+    this.insertJournal(null, entry);
+    const moved = balanceMove(amount, entry.kind);
     this.sql.exec(
       "UPDATE balance SET balance = balance + ?, credits = credits + ?, usage = usage + ? WHERE id = 1",
       amount,
-      credit,
-      usage,
+      moved.credits,
+      moved.usage,
     );
   }
+
+  /** Insert a journal row; a null id takes the next one. */
+  protected insertJournal(id: number | null, entry: NewJournalEntry): void {
+    this.sql.exec(
+      "INSERT INTO journal (id, at, kind, amount, key_id, reference, note, byok_usage) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      id,
+      entry.at,
+      entry.kind,
+      entry.amountMicros,
+      entry.keyId,
+      entry.reference,
+      entry.note,
+      entry.byokUsageMicros || null,
+    );
+  }
+
+  /** A LeaseBook changed the `leases` table (a store that caches the leased total forgets it). */
+  leasesChanged(): void {}
 
   /** The newest `limit` entries, oldest first. */
   journal(limit: number): JournalEntry[] {
@@ -298,6 +310,18 @@ export class LedgerStore {
   }
 }
 
+/**
+ * How a journal amount moves the running totals: credits are what was bought net of purchase
+ * fees (plus refunds and positive adjustments), usage is what requests cost (plus negative
+ * adjustments); balance = credits − usage.
+ */
+export function balanceMove(amount: number, kind: JournalKind): { credits: number; usage: number } {
+  return {
+    credits: amount > 0 || kind === "fee" ? amount : 0,
+    usage: amount < 0 && kind !== "fee" ? -amount : 0,
+  };
+}
+
 function usageValues(usage: UsageCounters): number[] {
   return [
     usage.total,
@@ -314,7 +338,7 @@ function usageValues(usage: UsageCounters): number[] {
   ];
 }
 
-function holdFromRow(row: HoldRow): Hold {
+export function holdFromRow(row: HoldRow): Hold {
   return {
     id: row.id,
     keyId: row.key_id,
@@ -328,7 +352,7 @@ function holdFromRow(row: HoldRow): Hold {
   };
 }
 
-function keyFromRow(row: KeyRow): StoredKey {
+export function keyFromRow(row: KeyRow): StoredKey {
   return {
     config: {
       id: row.id,
@@ -361,7 +385,7 @@ function limitReset(value: string | null): LimitReset {
   }
 }
 
-function journalKind(value: string): JournalKind {
+export function journalKind(value: string): JournalKind {
   switch (value) {
     case "topup":
     case "fee":

@@ -1,10 +1,14 @@
 /**
  * @module billing/ledger
  * The `Ledger` Durable Object: one per workspace, the single writer of its credit balance, holds,
- * key spend and rate windows (SQLite-backed). Requests are admitted against a reservation (a hold),
- * the upstream is called, and the exact cost is settled; a hold nobody settles expires through the
- * alarm. Each RPC is one synchronous SQL transaction — no `await` between a read and the write that
- * depends on it — so concurrent requests can never overdraw.
+ * key spend and rate windows. Requests are admitted against a reservation (a hold), the upstream
+ * is called, and the exact cost is settled; a hold nobody settles lapses after HOLD_TTL_MS. Each
+ * RPC is one synchronous transaction — no `await` between a read and the write that depends on
+ * it — so concurrent requests can never overdraw.
+ *
+ * Working state lives in memory and the journal is the durable record (ledger-memory-store.ts): a
+ * request writes one SQLite row, its charge. Holds are not stored; a settlement whose hold was
+ * lost with a restart is charged from its receipt, once.
  *
  * Money is integer µ$. The balance moves only with a journal entry, in the same transaction, so
  * balance = Σ journal always. It goes below zero only when a settlement charges more than its hold
@@ -25,12 +29,15 @@ import {
   type AdmitInput,
   type AdmitResult,
   type BalanceView,
+  type HoldReceipt,
   type JournalEntry,
   type KeyUsage,
   type SettleInput,
   type SettleResult,
 } from "./ledger-schema";
-import { LedgerStore, WORKSPACE_SCOPE, keyScope } from "./ledger-store";
+import { MemoryLedgerStore } from "./ledger-memory-store";
+import { WORKSPACE_SCOPE, keyScope, type Hold } from "./ledger-store";
+import { HOLD_TTL_MS } from "./ledger-admit";
 
 export { HOLD_TTL_MS } from "./ledger-admit";
 
@@ -48,45 +55,60 @@ const adjustSchema = z.object({ amountMicros: signedNonZeroMicros, note: z.strin
 const journalLimitSchema = z.number().int().min(1).max(1000).default(100);
 
 export class Ledger extends DurableObject<Env> {
-  readonly #store: LedgerStore;
+  readonly #store: MemoryLedgerStore;
   readonly #leases: LeaseBook;
+  /** This instance in memory: receipts it issues name it (see `settle`). */
+  readonly #incarnation = crypto.randomUUID();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.#store = new LedgerStore(ctx.storage.sql);
+    this.#store = new MemoryLedgerStore(ctx.storage.sql);
     this.#leases = new LeaseBook(ctx.storage.sql, this.#store);
     void ctx.blockConcurrencyWhile(async () => {
       ensureSchema(ctx.storage);
       ensureLeaseSchema(ctx.storage);
+      this.#store.run(ctx.storage, () => this.#store.load());
     });
   }
 
   /**
    * Admit a request: refuse it (key state, rate limits, credits, key limit) or reserve what it may
-   * cost and count it against its rate windows. The transaction is synchronous; only scheduling
-   * the expiry alarm, after it, awaits storage (which keeps the input gate closed).
+   * cost and count it against its rate windows. Synchronous, and usually writes nothing: the hold
+   * lives in memory (only a key seen for the first time or a per-minute rate window is stored).
    */
-  async admit(input: AdmitInput): Promise<AdmitResult> {
+  admit(input: AdmitInput): AdmitResult {
     const parsed = admitInputSchema.parse(input);
     const now = parsed.now ?? Date.now();
-    const { result, alarmAt } = this.ctx.storage.transactionSync(() => admitRequest(this.#store, parsed, now));
-    if (alarmAt !== null) await this.ctx.storage.setAlarm(alarmAt);
-    return result;
+    const { result } = this.#store.run(this.ctx.storage, () => admitRequest(this.#store, parsed, now));
+    if (!result.ok) return result;
+    const hold = this.#store.hold(result.holdId);
+    if (!hold) return result;
+    const receipt: HoldReceipt = {
+      incarnation: this.#incarnation,
+      journalId: this.#store.lastJournalId,
+      at: hold.createdAt,
+      keyId: hold.keyId,
+      byok: hold.byok,
+      promptTokens: hold.promptTokens,
+    };
+    return { ...result, receipt };
   }
 
   /**
    * Charge a finished request and drop its hold. An unknown hold (already settled, released or
-   * expired) changes nothing, so a retried settlement never charges twice. The charge may exceed
-   * the hold (settlement overrun); a zero charge writes no journal entry. A BYOK request is charged
-   * its fee, and its platform-equivalent cost counts against the month's free allowance
+   * expired) changes nothing, so a retried settlement never charges twice — unless the receipt
+   * says another instance of this object made it: then the hold was lost with a restart, and the
+   * request is charged if the journal holds no charge for it yet. The charge may exceed the hold
+   * (settlement overrun); a zero charge writes no journal entry. A BYOK request is charged its
+   * fee, and its platform-equivalent cost counts against the month's free allowance
    * (ledger-byok.ts) in the same transaction.
    */
   settle(input: SettleInput): SettleResult {
     const parsed = settleInputSchema.parse(input);
     const now = parsed.now ?? Date.now();
     const store = this.#store;
-    return this.ctx.storage.transactionSync(() => {
-      const hold = store.hold(parsed.holdId);
+    return store.run(this.ctx.storage, () => {
+      const hold = store.hold(parsed.holdId) ?? this.#lostHold(parsed.receipt, parsed.generationId);
       if (hold) store.deleteHold(hold.id);
       if (!hold || hold.expiresAt <= now) return { settled: false, chargedMicros: 0, balanceMicros: store.balance().balance };
 
@@ -98,14 +120,35 @@ export class Ledger extends DurableObject<Env> {
             now,
           )
         : parsed.costMicros;
-      store.appendJournal({ at: now, kind: "charge", amountMicros: -charged, keyId: hold.keyId, reference: parsed.generationId, note: null });
+      const byokUsage = byok ? parsed.byokUsageMicros : 0;
+      store.appendJournal({ at: now, kind: "charge", amountMicros: -charged, keyId: hold.keyId, reference: parsed.generationId, note: null, byokUsageMicros: byokUsage });
       const key = store.key(hold.keyId);
-      if (key) store.saveUsage(hold.keyId, addUsage(key.usage, charged, byok ? parsed.byokUsageMicros : 0, now));
+      if (key) store.saveUsage(hold.keyId, addUsage(key.usage, charged, byokUsage, now));
       // Prompt tokens were counted at admission; count what the answer added beyond them.
       const tokens = Math.max(0, parsed.tokens - hold.promptTokens);
       for (const scope of [keyScope(hold.keyId), WORKSPACE_SCOPE]) store.addTokens(scope, now, tokens);
       return { settled: true, chargedMicros: charged, balanceMicros: store.balance().balance };
     });
+  }
+
+  /**
+   * The hold a receipt describes, when another instance of this object issued it and its charge
+   * is not in the journal yet. Null otherwise: this instance's own holds are known or gone.
+   */
+  #lostHold(receipt: HoldReceipt | undefined, reference: string): Hold | null {
+    if (!receipt || receipt.incarnation === this.#incarnation) return null;
+    if (this.#store.charged(reference, receipt.journalId)) return null;
+    return {
+      id: `lost:${reference}`,
+      keyId: receipt.keyId,
+      amount: 0,
+      byok: receipt.byok,
+      maxTokens: 0,
+      capped: false,
+      promptTokens: receipt.promptTokens,
+      createdAt: receipt.at,
+      expiresAt: receipt.at + HOLD_TTL_MS,
+    };
   }
 
   /**
@@ -116,7 +159,7 @@ export class Ledger extends DurableObject<Env> {
     const id = holdIdSchema.parse(holdId);
     const at = clock.parse(now) ?? Date.now();
     const store = this.#store;
-    return this.ctx.storage.transactionSync(() => {
+    return store.run(this.ctx.storage, () => {
       const hold = store.hold(id);
       if (!hold) return false;
       store.deleteHold(id);
@@ -124,33 +167,25 @@ export class Ledger extends DurableObject<Env> {
     });
   }
 
-  /** Release the holds of crashed requests. At-least-once and retried on throw: idempotent. */
+  /**
+   * An alarm set by an earlier version, which stored holds and expired them here. Holds now live
+   * in memory and lapse by themselves; this drops the expired ones.
+   */
   override async alarm(): Promise<void> {
     await this.expireHolds();
   }
 
-  /**
-   * Release every hold expired at `now` without charge and schedule the alarm for the next expiry.
-   * What `alarm()` runs; callable directly so tests can drive the clock. Returns how many expired.
-   */
+  /** Drop every hold expired at `now` (admission does it too). Returns how many expired. */
   async expireHolds(now?: number): Promise<number> {
     const at = clock.parse(now) ?? Date.now();
-    const store = this.#store;
-    const { expired, next } = this.ctx.storage.transactionSync(() => {
-      const expired = store.deleteExpiredHolds(at);
-      const next = store.earliestExpiry();
-      store.setAlarmAt(next);
-      return { expired, next };
-    });
-    if (next !== null) await this.ctx.storage.setAlarm(next);
-    return expired;
+    return this.#store.run(this.ctx.storage, () => this.#store.deleteExpiredHolds(at));
   }
 
   /** Record a credit purchase: `amountMicros` in, then the purchase fee out (credits = amount − fee). */
   topUp(amountMicros: number, feeMicros: number, note?: string | null): BalanceView {
     const input = topUpSchema.parse({ amountMicros, feeMicros, note });
     const now = Date.now();
-    this.ctx.storage.transactionSync(() => {
+    this.#store.run(this.ctx.storage, () => {
       this.#store.appendJournal({ at: now, kind: "topup", amountMicros: input.amountMicros, keyId: null, reference: null, note: input.note ?? null });
       this.#store.appendJournal({ at: now, kind: "fee", amountMicros: -input.feeMicros, keyId: null, reference: null, note: "purchase fee" });
     });
@@ -161,7 +196,7 @@ export class Ledger extends DurableObject<Env> {
   refund(amountMicros: number, reference: string, note?: string | null): BalanceView {
     const input = refundSchema.parse({ amountMicros, reference, note });
     const now = Date.now();
-    this.ctx.storage.transactionSync(() =>
+    this.#store.run(this.ctx.storage, () =>
       this.#store.appendJournal({ at: now, kind: "refund", amountMicros: input.amountMicros, keyId: null, reference: input.reference, note: input.note ?? null }),
     );
     return this.balance(now);
@@ -171,7 +206,7 @@ export class Ledger extends DurableObject<Env> {
   adjust(amountMicros: number, note: string): BalanceView {
     const input = adjustSchema.parse({ amountMicros, note });
     const now = Date.now();
-    this.ctx.storage.transactionSync(() =>
+    this.#store.run(this.ctx.storage, () =>
       this.#store.appendJournal({ at: now, kind: "adjustment", amountMicros: input.amountMicros, keyId: null, reference: null, note: input.note }),
     );
     return this.balance(now);
@@ -182,7 +217,7 @@ export class Ledger extends DurableObject<Env> {
     const parsed = keyConfigSchema.parse(config);
     const now = Date.now();
     const store = this.#store;
-    this.ctx.storage.transactionSync(() => {
+    this.#store.run(this.ctx.storage, () => {
       const stored = store.key(parsed.id);
       store.upsertKey(parsed, stored?.usage ?? emptyUsage(now));
     });
@@ -217,6 +252,11 @@ export class Ledger extends DurableObject<Env> {
     return { balanceMicros: row.balance, totalCreditsMicros: row.credits, totalUsageMicros: row.usage, heldMicros: this.#store.heldMicros(at) };
   }
 
+  /** The holds in memory (requests admitted and not yet settled or released), for operators and tests. */
+  holds(): Hold[] {
+    return this.#store.holds();
+  }
+
   /** The newest `limit` journal entries (default 100, at most 1,000), oldest first. */
   journal(limit?: number): JournalEntry[] {
     return this.#store.journal(journalLimitSchema.parse(limit));
@@ -225,19 +265,19 @@ export class Ledger extends DurableObject<Env> {
   /** Lease up to `requestedMicros` of available credit to a LedgerShard (ledger-lease.ts). */
   grantLease(shardId: string, requestedMicros: number, now?: number): LeaseGrant {
     const at = clock.parse(now) ?? Date.now();
-    return this.ctx.storage.transactionSync(() => this.#leases.grant(shardId, requestedMicros, at));
+    return this.#store.run(this.ctx.storage, () => this.#leases.grant(shardId, requestedMicros, at));
   }
 
   /** Journal a shard's charges and take charged and returned credit off its lease, each entry once. */
   settleLease(shardId: string, entries: LeaseEntry[], now?: number): LeaseView {
     const at = clock.parse(now) ?? Date.now();
-    return this.ctx.storage.transactionSync(() => this.#leases.settle(shardId, entries, at));
+    return this.#store.run(this.ctx.storage, () => this.#leases.settle(shardId, entries, at));
   }
 
   /** The stored status of keys a shard admits for (a key first seen is stored from its snapshot). */
   keyStatuses(snapshots: z.input<typeof keyConfigSchema>[], now?: number): KeyStatus[] {
     const at = clock.parse(now) ?? Date.now();
-    return this.ctx.storage.transactionSync(() => this.#leases.keyStatuses(snapshots, at));
+    return this.#store.run(this.ctx.storage, () => this.#leases.keyStatuses(snapshots, at));
   }
 
   /** Every shard's outstanding lease. */

@@ -17,6 +17,7 @@ import type { RouteAudit } from "../residency/audit";
 import type { Candidate } from "../routing/plan";
 import type { AdmissionTarget } from "./admission-target";
 import type { ByokTerms } from "./byok";
+import type { HoldReceipt } from "./ledger-schema";
 import { basisPointsMicros } from "./fees";
 import { costMicros } from "./pricing";
 
@@ -65,6 +66,8 @@ function isFree(usage: Usage, finishReason: FinishReason | null): boolean {
 export interface SettlementContext {
   auth: KeyContext;
   holdId: string;
+  /** The Ledger's receipt for the hold, handed back so a hold lost with a restart is still charged. */
+  receipt?: HoldReceipt;
   /** The object that admitted the request; it holds the hold and settles it. */
   target: AdmissionTarget;
   byokTerms: ByokTerms;
@@ -85,6 +88,7 @@ export async function settle(ctx: SettlementContext, outcome: Outcome): Promise<
   const ledger = ctx.target;
   const common = {
     holdId: ctx.holdId,
+    ...(ctx.receipt ? { receipt: ctx.receipt } : {}),
     tokens: outcome.usage.promptTokens + outcome.usage.completionTokens,
     generationId: outcome.generationId,
   };

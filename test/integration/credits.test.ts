@@ -1,4 +1,4 @@
-import { createExecutionContext } from "cloudflare:test";
+import { createExecutionContext, evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { http, HttpResponse } from "msw";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -91,6 +91,30 @@ describe("credits and admission", () => {
     const record = await generation(key, body.id);
     expect(record).toMatchObject({ id: body.id, total_cost: 0.00045, tokens_prompt: 1000, tokens_completion: 500, streamed: false, provider_name: "OpenAI" });
     expect(await credits(key)).toEqual({ total_credits: 94.5, total_usage: 0.00045 });
+  });
+
+  it("charges a request exactly once when its ledger restarts while the upstream answers", async () => {
+    const key = await provision("ws-evict");
+    const ledger = env.LEDGER.getByName("ws-evict");
+    mswServer.use(
+      http.post(OPENAI, async () => {
+        // The hold is made; the ledger object restarts and forgets it (holds live in memory).
+        // (A stub of this request's own: stubs are I/O objects of the request that made them.)
+        const here = env.LEDGER.getByName("ws-evict");
+        await eventually(async () => ((await here.holds()).length === 1 ? true : undefined));
+        await evictDurableObject(here);
+        return HttpResponse.json(completion(500));
+      }),
+    );
+    const res = await chat(key, { ...pinned, messages: [{ role: "user", content: "hi" }], max_tokens: 1000 });
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    const body = JSON.parse(text) as RouterCompletion;
+    expect(body.usage.cost).toBe(0.00045);
+    expect((await generation(key, body.id)).total_cost).toBe(0.00045);
+    expect(await credits(key)).toEqual({ total_credits: 94.5, total_usage: 0.00045 });
+    expect((await ledger.journal(100)).filter((e) => e.reference === body.id).map((e) => e.amountMicros)).toEqual([-450]);
+    expect(await ledger.holds()).toEqual([]);
   });
 
   it("does not charge a response with zero completion tokens that ended in an error", async () => {

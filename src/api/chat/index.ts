@@ -85,7 +85,7 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   const terms = byokTerms(c.env);
   // Without room to run alongside, `answer` below awaits the admission before any upstream call.
   const gate = openAdmission(target, admissionInput(generation.id, req, plan.candidates, auth, terms.feeBps), outlookScope(target.name, auth.workspace.id, auth.key.id));
-  const settlementFor = (hold: AdmittedHold): SettlementContext => ({ auth, holdId: hold.holdId, target, byokTerms: terms, db: residence.stores.db, route });
+  const settlementFor = (hold: AdmittedHold): SettlementContext => ({ auth, holdId: hold.holdId, receipt: hold.receipt, target, byokTerms: terms, db: residence.stores.db, route });
   const release = () => gate.release();
 
   const attempts: AttemptRecord[] = [];

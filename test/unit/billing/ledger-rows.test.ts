@@ -1,11 +1,13 @@
 /**
  * Durable Object SQLite bills every row written (an index entry counts as a row), so the rows a
- * request writes are a price. These tests pin the count for the steady state: a known key, no
- * alarm to move.
+ * request writes are a price. These tests pin the count for the steady state (a known key): the
+ * hold lives in memory, the charge is one journal row, and the balance and key spend are written
+ * once every CHECKPOINT_EVERY charges.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Ledger } from "../../../src/billing/ledger";
+import { CHECKPOINT_EVERY } from "../../../src/billing/ledger-memory-store";
 import { ensureSchema } from "../../../src/billing/ledger-migrations";
 import { T0, admitInput, expectBalanced, freshLedger, keyConfig, settleInput } from "./ledger-helpers";
 
@@ -39,12 +41,13 @@ async function rowsWritten(inputs: Input[]): Promise<{ admit: number; settle: nu
 }
 
 describe("rows written per request", () => {
-  it("writes the hold, then on settlement deletes it, journals the charge and moves balance and key spend: 5 rows", async () => {
+  it("writes nothing to admit and one journal row to settle", async () => {
     const counts = await rowsWritten([{}, {}, {}]);
-    // The first admission also stores the key and schedules the hold-expiry alarm.
+    // The first admission also stores the key: its row and its primary-key index entry.
+    expect(counts[0]).toEqual({ admit: 2, settle: 1 });
     expect(counts.slice(1)).toEqual([
-      { admit: 1, settle: 4 },
-      { admit: 1, settle: 4 },
+      { admit: 0, settle: 1 },
+      { admit: 0, settle: 1 },
     ]);
   });
 
@@ -53,9 +56,22 @@ describe("rows written per request", () => {
     const workspaceLimits = { rpm: 5_000, tpm: null, concurrency: null };
     const counts = await rowsWritten([{ key, workspaceLimits }, { key, workspaceLimits }, { key, workspaceLimits }]);
     expect(counts.slice(1)).toEqual([
-      { admit: 3, settle: 6 },
-      { admit: 3, settle: 6 },
+      { admit: 2, settle: 3 },
+      { admit: 2, settle: 3 },
     ]);
+  });
+
+  it("checkpoints the balance and the key's spend once every CHECKPOINT_EVERY charges", async () => {
+    // The top-up is journal entry 1, so the charge of request i is entry i + 2.
+    const counts = await rowsWritten(Array.from({ length: 2 * CHECKPOINT_EVERY + 1 }, () => ({})));
+    const settles = counts.map((c) => c.settle);
+    const checkpoints = settles.flatMap((rows, i) => (rows > 1 ? [i] : []));
+    expect(checkpoints).toEqual([CHECKPOINT_EVERY - 2, 2 * CHECKPOINT_EVERY - 2]);
+    // The charge, the balance row and the key's row.
+    expect(settles[CHECKPOINT_EVERY - 2]).toBe(3);
+    const total = counts.reduce((sum, c) => sum + c.admit + c.settle, 0);
+    // One row per request, plus the key's first sight (2) and two checkpoints of two rows.
+    expect(total).toBe(counts.length + 2 + 4);
   });
 });
 
@@ -68,7 +84,7 @@ describe("schema version 3", () => {
     await runInDurableObject(stub, (_, state) => {
       const sql = state.storage.sql;
       // Put the two tables back in their version 2 shape, with the rows they held.
-      const journal = sql.exec("SELECT * FROM journal").toArray();
+      const journal = sql.exec("SELECT id, at, kind, amount, key_id, reference, note FROM journal").toArray();
       const holds = sql.exec("SELECT * FROM holds").toArray();
       sql.exec("DROP TABLE journal");
       sql.exec("DROP TABLE holds");
@@ -77,9 +93,11 @@ describe("schema version 3", () => {
       sql.exec("CREATE INDEX holds_by_expiry ON holds (expires_at)");
       for (const r of journal) sql.exec("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?)", r.id, r.at, r.kind, r.amount, r.key_id, r.reference, r.note);
       for (const r of holds) sql.exec("INSERT INTO holds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", r.id, r.key_id, r.amount, r.byok, r.max_tokens, r.capped, r.prompt_tokens, r.created_at, r.expires_at);
+      // Version 4's column, which version 2 did not have either.
+      sql.exec("ALTER TABLE balance DROP COLUMN journal_id");
       sql.exec("UPDATE ledger_meta SET value = 2 WHERE key = 'schema_version'");
       ensureSchema(state.storage);
-      expect(sql.exec("SELECT * FROM journal").toArray()).toEqual(journal);
+      expect(sql.exec("SELECT id, at, kind, amount, key_id, reference, note FROM journal").toArray()).toEqual(journal);
       expect(sql.exec("SELECT * FROM holds").toArray()).toEqual(holds);
       const ddl = sql.exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE tbl_name IN ('journal', 'holds')").toArray().map((r) => r.sql);
       expect(ddl).toHaveLength(2);
