@@ -6,6 +6,10 @@ export default defineConfig(async () => ({
     cloudflareTest({
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
+        // An empty D1 database besides wrangler.toml's DB and DB_EU, which the setup file migrates:
+        // test/integration/generation-rows.test.ts migrates it step by step to test a migration on
+        // rows stored before it.
+        d1Databases: { MIGRATION_DB: "switchyard-migration-test" },
         bindings: {
           TEST_MIGRATIONS: await readD1Migrations("./migrations"),
           ADMIN_TOKEN: "test-admin-token",

@@ -50,7 +50,8 @@ export const account = new Hono<AppEnv>()
     const rows = await drizzle(c.get("residence").stores.db)
       .select()
       .from(generations)
-      .where(and(eq(generations.id, id), eq(generations.workspaceId, c.get("auth").workspace.id)))
+      // Both columns of the primary key: one seek, and never another workspace's record.
+      .where(and(eq(generations.workspaceId, c.get("auth").workspace.id), eq(generations.id, id)))
       .limit(1);
     const g = rows[0];
     if (!g) throw new GatewayError("not_found", `Generation not found: ${id}`);

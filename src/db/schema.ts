@@ -165,11 +165,20 @@ export const endpoints = sqliteTable(
  * where it went (region of ingress, the route decision, the endpoint's region). Written to the D1
  * of the workspace's region (`DB`, or `DB_EU` for an `eu` workspace; src/residency/bindings.ts),
  * so the table exists in both. No prompt or completion content is ever stored here.
+ *
+ * One row written per request, nothing more: D1 bills every row written and counts each index
+ * entry as one, so the table is `WITHOUT ROWID` with the primary key `(workspace_id, id)` and no
+ * secondary index (migrations/0007). The key serves `GET /generation` (workspace and id), and the
+ * residency report's time ranges: ids are `gen-<unix seconds>-<hex>` (api/chat/shape.ts), so a
+ * workspace's records sort by time inside the key (residency/report.ts seeks by id and filters by
+ * `created_at`). drizzle-orm has no WITHOUT ROWID option: this declaration gives columns and key,
+ * and the migration's SQL adds `WITHOUT ROWID` by hand; a later drizzle-kit rebuild of this table
+ * must add it again. Ids are unique per workspace (random, 96 bits), no longer enforced globally.
  */
 export const generations = sqliteTable(
   "generations",
   {
-    id: text("id").primaryKey(),
+    id: text("id").notNull(),
     workspaceId: text("workspace_id").notNull(),
     keyId: text("key_id").notNull(),
     requestId: text("request_id").notNull(),
@@ -208,7 +217,7 @@ export const generations = sqliteTable(
     route: text("route", { mode: "json" }).$type<RouteRecord>(),
     createdAt: createdAt(),
   },
-  (t) => [index("generations_workspace_idx").on(t.workspaceId, t.createdAt)],
+  (t) => [primaryKey({ columns: [t.workspaceId, t.id] })],
 );
 
 /**
