@@ -129,9 +129,10 @@ export async function startCalibration(root) {
  * @param {string} scriptPath  The bundle's entry module.
  * @param {string} mockUrl
  * @param {Record<string, string>} [extraVars]  e.g. the metered entry's BENCH_LEDGER_DELAY_MS.
+ * @param {{ inspectorPort?: number }} [runtime]  e.g. the V8 inspector for bench/profile.mjs.
  * @returns {Promise<Gateway>}
  */
-export async function startGateway(root, name, scriptPath, mockUrl, extraVars = {}) {
+export async function startGateway(root, name, scriptPath, mockUrl, extraVars = {}, runtime = {}) {
   const { options, vars } = gatewayOptions(root);
   const seed = JSON.parse(readFileSync(join(root, "src", "catalog", "seed.json"), "utf8"));
   const { vars: providerVars } = wireProviders(seed.providers, {}, mockUrl, true);
@@ -144,6 +145,7 @@ export async function startGateway(root, name, scriptPath, mockUrl, extraVars = 
     scriptPath,
     modulesRoot: dirname(scriptPath),
     bindings: { ...vars, ...providerVars, ADMIN_TOKEN: adminToken, MASTER_KEY: masterKey, ...extraVars },
+    ...runtime,
   });
   try {
     await migrate(instance.mf, join(root, "migrations"));
