@@ -58,14 +58,14 @@ function meteredStatement(statement: D1PreparedStatement, written: number[]): D1
   });
 }
 
-/** `db` that reports the rows written by each insert into `generations` (drizzle's `run()`). */
+/** `db` that reports the rows written by each insert into `generations` (its `run()`). */
 function meteredInserts(db: D1Database, written: number[]): D1Database {
   return new Proxy(db, {
     get(target, prop) {
       if (prop !== "prepare") return passThrough(target, prop);
       return (query: string) => {
         const statement = target.prepare(query);
-        return /^insert into "generations"/i.test(query) ? meteredStatement(statement, written) : statement;
+        return /^insert into "?generations"?[\s(]/i.test(query) ? meteredStatement(statement, written) : statement;
       };
     },
   });
