@@ -21,9 +21,12 @@
  *   If workerd changes those internals the Worker throws, so the smoke run fails loudly.
  * - The Health object's calls and rows, like the ledger's (`env.HEALTH` is metered the same way).
  * - Queue operations, as Cloudflare bills them (one per 64 KB written, read or deleted): every
- *   message sent through `env.TRACES` / `env.TRACE_DELIVERIES` (`send`, `sendBatch`) is a write;
- *   every message handed to this Worker's `queue()` a read, and a delete unless it is retried.
- *   Consumer invocations are counted apart (they are billed as Worker requests).
+ *   message sent through `env.TRACES` / `env.TRACE_DELIVERIES` (`send`, `sendBatch`) is a write
+ *   — a TRACES message is a batch of traces, counted once by its size, not per trace; every
+ *   message handed to this Worker's `queue()` a read, and a delete unless it is retried.
+ *   Consumer invocations are counted apart (they are billed as Worker requests). The producer's
+ *   batcher keys its windows by the queue binding object: `benchEnv` wraps each env once, so the
+ *   metered TRACES binding is one object and batching works as deployed.
  * - R2 operations on the trace content bucket: `put` class A, `get`/`head` class B.
  *
  * Distance: `BENCH_LEDGER_DELAY_MS` delays every call on a ledger stub by that many ms before it
@@ -179,17 +182,26 @@ function meterD1(db: D1Database): void {
   meteredSessions.add(session);
 }
 
-/** The `started_at` of the trace a queue message carries (a trace, or a delivery of one). */
+/**
+ * The `started_at` a queue message is counted by: its trace's (a bare trace, or a delivery of
+ * one), or the latest of a batch's traces — a batch that carries any trace of this run is this
+ * run's message, billed whole.
+ */
 function traceStartedAt(body: unknown): number | null {
   if (typeof body !== "object" || body === null) return null;
   const direct: unknown = Reflect.get(body, "started_at");
   if (typeof direct === "number") return direct;
+  const traces: unknown = Reflect.get(body, "traces");
+  if (Array.isArray(traces)) {
+    const times = traces.map((t: unknown) => traceStartedAt(t)).filter((t): t is number => t !== null);
+    return times.length > 0 ? Math.max(...times) : null;
+  }
   const trace: unknown = Reflect.get(body, "trace");
   return typeof trace === "object" && trace !== null ? traceStartedAt(trace) : null;
 }
 
 /**
- * Billed units of one message: one per started 64 KB; zero for a message about a request from
+ * Billed units of one message: one per started 64 KB; zero for a message about requests from
  * before the last reset, so a run counts exactly its own requests' traces, however far behind
  * the consumers are when it starts or ends.
  */

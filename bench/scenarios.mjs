@@ -174,9 +174,9 @@ export async function meterCall(instance, method, path) {
 /**
  * Billable operations of a load run on the metered gateway: the meter is reset after the
  * warm-up and read `settleMs` after the last response, once the settlements and generation
- * records (waitUntil), a LedgerShard's flush alarm (about a second) and the trace queues (their
- * consumers wait up to 5 s and 2 s to fill a batch) have run. The meter counts only the queue
- * traffic of requests started after its reset.
+ * records (waitUntil), a LedgerShard's flush alarm (about a second) and the trace queues (the
+ * producer's 50 ms window; the TRACES consumer waits up to 5 s to fill a batch, the retry path
+ * 2 s) have run. The meter counts only the queue traffic of requests started after its reset.
  * @param {Endpoint} endpoint
  * @param {string} body
  * @param {boolean} stream

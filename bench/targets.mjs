@@ -173,8 +173,8 @@ async function migrate(mf, dir) {
 
 /**
  * A workspace with ample credit, an inference key and one trace destination (a webhook to the
- * mock's sink), so every request pays for its trace: enqueue, fan-out, delivery. `shards` > 1
- * sets `ledger_shards`.
+ * mock's sink), so every request pays for its trace: its share of a batched enqueue, and delivery.
+ * `shards` > 1 sets `ledger_shards`.
  * @param {Gateway} gateway
  * @param {string} workspace
  * @param {{ shards?: number }} [options]

@@ -311,10 +311,13 @@ export const traceDeliveryState = sqliteTable(
 export const traceDeadLetters = sqliteTable(
   "trace_dead_letters",
   {
-    /** The queue message id: a redelivered dead letter is recorded once. */
+    /**
+     * The queue message id (suffixed with the generation, and the destination, when one message
+     * stands for several letters): a redelivered dead letter is recorded once.
+     */
     id: text("id").primaryKey(),
     workspaceId: text("workspace_id").notNull(),
-    /** Null for a trace whose fan-out never succeeded. */
+    /** Null for a trace the TRACES consumer gave up on (before delivering or handing it over). */
     destinationId: text("destination_id"),
     generationId: text("generation_id").notNull(),
     /** The message body as JSON (traces/messages.ts `DeadLetterBody`). */

@@ -2,14 +2,16 @@
  * @module traces/dead-letters
  * Deliveries that will not be retried any more, kept in D1 so an operator can see them (the
  * backlog of each destination) and replay them once the destination is fixed. Rows come from the
- * TRACE_DLQ consumer (retries exhausted) and from the deliveries consumer directly (a permanent
- * failure such as a 4xx, which no retry would fix). Replay re-sends each body to the queue it
- * came from and deletes the row.
+ * TRACE_DLQ consumer (retries exhausted; a dead-lettered TRACES batch becomes one row per trace)
+ * and from both consumers directly (a permanent failure such as a 4xx, which no retry would fix).
+ * Replay re-sends each body to the queue it came from — deliveries one message each, traces
+ * packed into batch messages like the producer's — and deletes the rows.
  */
 import { and, count, desc, eq, inArray, lt, type SQL } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { traceDeadLetters } from "../db/schema";
-import { chunkForSendBatch, deadLetterBodySchema, jsonBytes, type DeadLetterBody } from "./messages";
+import { chunkForSendBatch, deadLetterBodySchema, jsonBytes, packTraces, traceBatch, type DeadLetterBody, type DeliveryMessage } from "./messages";
+import type { Trace } from "./schema";
 
 export interface DeadLetterInput {
   /** The queue message id, so a redelivered dead letter is recorded once. */
@@ -80,7 +82,7 @@ export async function listDeadLetters(db: D1Database, workspaceId: string, query
     .limit(query.limit);
 }
 
-/** Destination id → number of dead letters (the key `null`: traces whose fan-out failed). */
+/** Destination id → number of dead letters (the key `null`: traces the TRACES consumer gave up on). */
 export async function deadLetterCounts(db: D1Database, workspaceId: string): Promise<Map<string | null, number>> {
   const rows = await drizzle(db)
     .select({ destinationId: traceDeadLetters.destinationId, n: count() })
@@ -116,8 +118,9 @@ const DELETE_SLICE = 90;
 
 /**
  * Re-send dead letters, oldest first, to the queue each came from (deliveries to
- * TRACE_DELIVERIES, traces to TRACES) and delete each row once its `sendBatch` succeeded. A failed
- * send throws; rows sent before it are already deleted, so a retry does not send them twice.
+ * TRACE_DELIVERIES, traces to TRACES in batch messages) and delete the rows of each `sendBatch`
+ * once it succeeded. A failed send throws; rows sent before it are already deleted, so a retry
+ * does not send them twice.
  */
 export async function replayDeadLetters(env: Pick<Env, "DB" | "TRACES" | "TRACE_DELIVERIES">, workspaceId: string, query: ReplayQuery): Promise<ReplayResult> {
   const db = drizzle(env.DB);
@@ -128,26 +131,29 @@ export async function replayDeadLetters(env: Pick<Env, "DB" | "TRACES" | "TRACE_
     .where(where)
     .orderBy(traceDeadLetters.createdAt, traceDeadLetters.id)
     .limit(query.limit);
-  const deliveries: Array<{ id: string; body: DeadLetterBody }> = [];
-  const traces: Array<{ id: string; body: DeadLetterBody }> = [];
+  const deliveries: Array<{ ids: string[]; body: DeliveryMessage }> = [];
+  const traces: Array<{ id: string; trace: Trace; bytes: number }> = [];
   let unreadable = 0;
   for (const row of rows) {
     const parsed = safeBody(row.body);
     if (!parsed) unreadable++;
-    else ("kind" in parsed ? deliveries : traces).push({ id: row.id, body: parsed });
+    else if ("kind" in parsed) deliveries.push({ ids: [row.id], body: parsed });
+    else traces.push({ id: row.id, trace: parsed, bytes: jsonBytes(parsed) });
   }
+  const batches = packTraces(traces, (t) => t.bytes).map((items) => ({ ids: items.map((t) => t.id), body: traceBatch(items.map((t) => t.trace)) }));
   let replayed = 0;
-  for (const [queue, items] of [
+  const outgoing = [
     [env.TRACE_DELIVERIES, deliveries],
-    [env.TRACES, traces],
-  ] as const) {
-    for (const chunk of chunkForSendBatch(items, (item) => jsonBytes(item.body))) {
+    [env.TRACES, batches],
+  ] as const;
+  for (const [queue, items] of outgoing) {
+    for (const chunk of chunkForSendBatch<{ ids: string[]; body: unknown }>(items, (item) => jsonBytes(item.body))) {
       await queue.sendBatch(chunk.map((item) => ({ body: item.body, contentType: "json" as const })));
-      for (let i = 0; i < chunk.length; i += DELETE_SLICE) {
-        const ids = chunk.slice(i, i + DELETE_SLICE).map((item) => item.id);
-        await db.delete(traceDeadLetters).where(and(eq(traceDeadLetters.workspaceId, workspaceId), inArray(traceDeadLetters.id, ids)));
+      const ids = chunk.flatMap((item) => item.ids);
+      for (let i = 0; i < ids.length; i += DELETE_SLICE) {
+        await db.delete(traceDeadLetters).where(and(eq(traceDeadLetters.workspaceId, workspaceId), inArray(traceDeadLetters.id, ids.slice(i, i + DELETE_SLICE))));
       }
-      replayed += chunk.length;
+      replayed += ids.length;
     }
   }
   const [left] = await db.select({ n: count() }).from(traceDeadLetters).where(where);

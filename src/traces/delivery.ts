@@ -1,11 +1,17 @@
 /**
  * @module traces/delivery
- * The TRACE_DELIVERIES consumer: each message is one trace for one destination. Messages of the
- * same destination in a batch are delivered together (one OTLP request, one Langfuse batch, one
- * S3 object; webhooks one POST each), then each message is settled on its own outcome:
- * delivered → ack; worth retrying → `retry` with exponential backoff or the destination's
- * Retry-After (after the queue's max_retries it lands in TRACE_DLQ); permanent (a 4xx, a secret
- * that does not decrypt) → recorded as a dead letter at once and acked. One D1 round trip per
+ * Delivering traces to one destination (`deliverToDestination`, shared by both consumers and the
+ * admin API's test send), and the TRACE_DELIVERIES consumer: the retry path. The TRACES consumer
+ * delivers directly (traces/direct-delivery.ts) and enqueues here only the (trace, destination)
+ * pairs that failed or that it could not try, one message each, so a failing destination is
+ * retried on its own schedule without holding or repeating anyone else's traces.
+ *
+ * Messages of the same destination in a batch are delivered together (one OTLP request, one
+ * Langfuse batch, one S3 object; webhooks one POST each), then each message is settled on its own
+ * outcome: delivered → ack; worth retrying → `retry` with exponential backoff or the
+ * destination's Retry-After (after the queue's max_retries it lands in TRACE_DLQ); permanent (a
+ * 4xx, a secret that does not decrypt) → recorded as a dead letter at once and acked. Backoff
+ * counts the attempt the TRACES consumer already made (`prior_attempts`). One D1 round trip per
  * batch records each destination's delivery health.
  */
 import { retryDelaySeconds } from "./backoff";
@@ -15,7 +21,8 @@ import { recordDeliveryState, DeliveryTallies } from "./delivery-state";
 import { getDestination, type Destination } from "./destination-store";
 import { deliverTo, type DeliveryOutcome } from "./destinations";
 import { mapLimited } from "./destinations/http";
-import { chunkBy, deliveryMessageSchema, jsonBytes, type DeliveryMessage } from "./messages";
+import { WEBHOOK_CONCURRENCY } from "./destinations/webhook";
+import { attemptsOf, chunkBy, deliveryMessageSchema, jsonBytes, type DeliveryMessage } from "./messages";
 import type { Trace } from "./schema";
 
 export type DeliveryEnv = Pick<Env, "DB" | "MASTER_KEY"> &
@@ -31,7 +38,28 @@ export type DeliveryEnv = Pick<Env, "DB" | "MASTER_KEY"> &
 const GROUP_MAX_TRACES = 50;
 const GROUP_MAX_BYTES = 4 * 1024 * 1024;
 /** Destinations delivered to at once within a batch (webhooks open up to 3 connections each; Workers allow 6 open). */
-const DESTINATION_CONCURRENCY = 2;
+export const DESTINATION_CONCURRENCY = 2;
+
+/**
+ * The traces one round of requests to `destination` carries: a wave of a webhook's concurrent
+ * POSTs, or one batched request (OTLP, Langfuse, S3). A consumer that stops after a failed round
+ * spends at most one delivery timeout on a destination that is down.
+ */
+export function tracesPerRound(destination: Destination): number {
+  return destination.target?.type === "webhook" ? WEBHOOK_CONCURRENCY : GROUP_MAX_TRACES;
+}
+
+/**
+ * Outbound requests (subrequests) delivering `traces` to `destination` makes at most: a POST per
+ * trace for a webhook, a request per group otherwise, plus an R2 read per trace whose content was
+ * offloaded; none when the destination cannot deliver at all.
+ */
+export function requestsFor(destination: Destination, traces: readonly Trace[]): number {
+  if (!destination.target) return 0;
+  const reads = destination.privacyMode ? 0 : traces.filter((t) => t.content_ref).length;
+  const sends = destination.target.type === "webhook" ? traces.length : Math.ceil(traces.length / GROUP_MAX_TRACES);
+  return sends + reads;
+}
 
 /**
  * Deliver traces to one destination now: content filled in from R2 or stripped (privacy mode),
@@ -102,7 +130,7 @@ export async function deliverBatch(batch: MessageBatch<unknown>, env: DeliveryEn
       return;
     }
     if (!destination || !destination.enabled) {
-      // Deleted or disabled since the fan-out: the operator no longer wants these delivered.
+      // Deleted or disabled since the hand-over: the operator no longer wants these delivered.
       for (const { message } of items) message.ack();
       return;
     }
@@ -116,8 +144,9 @@ export async function deliverBatch(batch: MessageBatch<unknown>, env: DeliveryEn
         return;
       }
       tallies.failure(workspaceId, destinationId, now, outcome.error);
-      if (outcome.retryable) message.retry({ delaySeconds: retryDelaySeconds(message.attempts, outcome.retryAfterSeconds) });
-      else dead.push({ message, letter: { id: message.id, body, attempts: message.attempts, error: outcome.error } });
+      const attempts = attemptsOf(message, body);
+      if (outcome.retryable) message.retry({ delaySeconds: retryDelaySeconds(attempts, outcome.retryAfterSeconds) });
+      else dead.push({ message, letter: { id: message.id, body, attempts, error: outcome.error } });
     });
   });
 

@@ -1,29 +1,34 @@
 /**
  * @module traces/producer
- * The request path's one call into tracing: `enqueueTrace(env, trace)`. One `send` to the TRACES
- * queue; content that would push the message past the queue's limit goes to R2 first. It never
- * throws: a trace is worth less than the request it describes, so every failure is logged and
- * swallowed. The caller hands the returned promise to `waitUntil` (or awaits it in a stream's
- * flush), never to the client's critical path.
+ * The request path's one call into tracing: `enqueueTrace(env, trace)`. The trace is fitted to a
+ * queue message (content that would push it past the limit goes to R2 first, per
+ * trace) and handed to the isolate's batcher, which sends it to the TRACES queue together with
+ * the other traces of its 50 ms window (traces/batcher.ts). It never throws: a trace is worth less
+ * than the request it describes, so every failure is logged and swallowed. The caller hands the
+ * returned promise to `waitUntil` (or awaits it in a stream's flush), never to the client's
+ * critical path; it resolves once the message carrying this trace was sent.
+ *
+ * The trace is not validated here: it is built by typed code from a request already validated at
+ * the edge, and the consumer validates every trace it reads (one at a time, so a bad one never
+ * costs its batch neighbours). Parsing it here too cost more CPU per request than enqueueing it.
  */
+import { traceBatcher, type TraceBatcher } from "./batcher";
 import { offloadContent, withoutContent } from "./content";
 import { getDestinations } from "./destination-store";
 import { jsonBytes, MAX_TRACE_MESSAGE_BYTES } from "./messages";
-import { traceSchema, type Trace } from "./schema";
+import type { Trace } from "./schema";
 
 /** The bindings the producer uses: the queue, and the bucket for content too large for it. */
 export type ProducerEnv = Pick<Env, "TRACES"> & Partial<Pick<Env, "TRACE_CONTENT">>;
 
-/** Validate, fit and send one trace; resolves once it is enqueued (or dropped and logged). */
-export async function enqueueTrace(env: ProducerEnv, trace: Trace): Promise<void> {
+/**
+ * Fit and enqueue one trace; resolves once it is enqueued (or dropped and logged).
+ * `batcher`: the isolate's, unless a test brings its own window.
+ */
+export async function enqueueTrace(env: ProducerEnv, trace: Trace, batcher: TraceBatcher = traceBatcher): Promise<void> {
   try {
-    const parsed = traceSchema.safeParse(trace);
-    if (!parsed.success) {
-      log("error", "trace does not match the schema; dropped", trace, { issues: parsed.error.issues.slice(0, 5) });
-      return;
-    }
-    const message = await fitForQueue(env, parsed.data);
-    if (message) await env.TRACES.send(message, { contentType: "json" });
+    const fitted = await fitForQueue(env, trace);
+    if (fitted) await batcher.add(env.TRACES, fitted.trace, fitted.bytes);
   } catch (error) {
     log("error", "trace could not be enqueued; dropped", trace, { error: error instanceof Error ? error.message : String(error) });
   }
@@ -34,7 +39,7 @@ export async function enqueueTrace(env: ProducerEnv, trace: Trace): Promise<void
  * queue operations. The destinations come from the isolate cache (a D1 read on a miss, here in
  * `waitUntil`, never on the request's path). Never throws.
  */
-export async function enqueueWantedTrace(env: ProducerEnv & Pick<Env, "DB" | "MASTER_KEY">, trace: Trace): Promise<void> {
+export async function enqueueWantedTrace(env: ProducerEnv & Pick<Env, "DB" | "MASTER_KEY">, trace: Trace, batcher: TraceBatcher = traceBatcher): Promise<void> {
   let wanted: boolean;
   try {
     wanted = (await getDestinations(env, trace.workspace_id)).some((d) => d.enabled);
@@ -43,18 +48,24 @@ export async function enqueueWantedTrace(env: ProducerEnv & Pick<Env, "DB" | "MA
     log("warn", "trace destinations could not be read; enqueued anyway", trace, { error: error instanceof Error ? error.message : String(error) });
     wanted = true;
   }
-  if (wanted) await enqueueTrace(env, trace);
+  if (wanted) await enqueueTrace(env, trace, batcher);
 }
 
 /**
- * The message to send, measured by its real serialized size: content dropped for zero-retention
+ * The trace as it will travel, with its serialized size: content dropped for zero-retention
  * requests, moved to R2 when too large, and the client's custom trace metadata dropped as a last
- * resort (it is the only unbounded field left). Null when even that does not fit.
+ * resort (it is the only unbounded field left). Null when even that does not fit. Each trace is
+ * fitted on its own, so one large trace never pushes its batch's neighbours to R2.
  */
-async function fitForQueue(env: ProducerEnv, trace: Trace): Promise<Trace | null> {
+async function fitForQueue(env: ProducerEnv, trace: Trace): Promise<{ trace: Trace; bytes: number } | null> {
+  const fits = (t: Trace) => {
+    const bytes = jsonBytes(t);
+    return bytes <= MAX_TRACE_MESSAGE_BYTES ? { trace: t, bytes } : null;
+  };
   const { content_ref: _callerRef, ...fresh } = trace;
   let message: Trace = trace.zero_retention ? withoutContent(trace) : fresh;
-  if (jsonBytes(message) <= MAX_TRACE_MESSAGE_BYTES) return message;
+  const whole = fits(message);
+  if (whole) return whole;
   if (message.content) {
     if (env.TRACE_CONTENT) {
       message = await offloadContent(env.TRACE_CONTENT, message, message.content);
@@ -62,12 +73,14 @@ async function fitForQueue(env: ProducerEnv, trace: Trace): Promise<Trace | null
       log("warn", "trace content too large for a message and TRACE_CONTENT is not bound; sent without content", trace);
       message = withoutContent(message);
     }
-    if (jsonBytes(message) <= MAX_TRACE_MESSAGE_BYTES) return message;
+    const offloaded = fits(message);
+    if (offloaded) return offloaded;
   }
   const { metadata: _metadata, ...context } = message.trace;
   message = { ...message, trace: context };
   log("warn", "trace metadata too large for a message; sent without it", trace);
-  if (jsonBytes(message) <= MAX_TRACE_MESSAGE_BYTES) return message;
+  const bare = fits(message);
+  if (bare) return bare;
   log("error", "trace too large for a message even without content; dropped", trace);
   return null;
 }

@@ -2,7 +2,8 @@
  * Requests produce traces end to end, through the real queues and consumers: a non-streamed and a
  * streamed request each deliver one trace with the tokens and cost they were charged, a 200 KB
  * prompt travels through R2, a failed request is traced with its attempts, a zero-retention
- * request carries no content, and a burst of 500 requests delivers 500 traces.
+ * request carries no content, concurrent requests share TRACES messages (each request waiting for
+ * its trace in its own context), and a burst of 500 requests delivers 500 traces.
  */
 import { env } from "cloudflare:workers";
 import { http, HttpResponse } from "msw";
@@ -154,6 +155,35 @@ describe("zero retention", () => {
     const delivered = hits.find((h) => h.body.includes(body.id))!.body;
     expect(delivered).not.toContain("keep this private");
     expect(delivered).not.toContain("private answer");
+  }, 40_000);
+});
+
+describe("micro-batching across requests", () => {
+  it("sends the traces of concurrent requests together, and delivers each once", async () => {
+    const hits = sink("https://hooks.sink.test/requests");
+    upstream();
+    // Count what the Worker's TRACES binding carries (the test shares the Worker's env).
+    const traces = env.TRACES as Queue & { sendBatch: Queue["sendBatch"] };
+    const original = Object.getOwnPropertyDescriptor(traces, "sendBatch");
+    const send = traces.sendBatch.bind(traces);
+    const messages: number[] = [];
+    traces.sendBatch = async (batch, options) => {
+      const list = [...batch];
+      messages.push(...list.map((m) => (m.body as { traces: unknown[] }).traces.length));
+      return send(list, options);
+    };
+    try {
+      const responses = await Promise.all(Array.from({ length: 8 }, (_, i) => chat(key, { model: MODEL, messages: [{ role: "user", content: `together ${i}` }], provider: only })));
+      const ids = await Promise.all(responses.map(async (r) => ((await r.json()) as RouterCompletion).id));
+      await eventually(async () => (ids.every((id) => received(hits).has(id)) ? true : undefined), 30_000);
+      expect(hits.filter((h) => ids.some((id) => h.body.includes(id)))).toHaveLength(8);
+    } finally {
+      if (original) Object.defineProperty(traces, "sendBatch", original);
+      else Reflect.deleteProperty(traces, "sendBatch");
+    }
+    // 8 traces in fewer messages than traces (one, unless the requests ended more than a window apart).
+    expect(messages.reduce((a, b) => a + b, 0)).toBe(8);
+    expect(messages.length).toBeLessThan(8);
   }, 40_000);
 });
 

@@ -13,7 +13,7 @@ export const SIGNATURE_HEADER = "X-Switchyard-Signature";
 export const DELIVERY_HEADER = "X-Switchyard-Delivery";
 
 /** Concurrent POSTs per destination within one batch. */
-const CONCURRENCY = 3;
+export const WEBHOOK_CONCURRENCY = 3;
 
 /** Hex HMAC-SHA256 of `${timestamp}.${body}` under `secret`. */
 export async function webhookSignature(secret: string, timestamp: number, body: string): Promise<string> {
@@ -35,7 +35,7 @@ export interface WebhookTarget {
 
 export async function deliverWebhook(target: WebhookTarget, traces: readonly Trace[]): Promise<DeliveryOutcome[]> {
   const host = new URL(target.url).host;
-  return mapLimited(traces, CONCURRENCY, async (trace) => {
+  return mapLimited(traces, WEBHOOK_CONCURRENCY, async (trace) => {
     const body = JSON.stringify(trace);
     const timestamp = Math.floor(Date.now() / 1000);
     return post(

@@ -1,7 +1,8 @@
 /**
  * Trace test fixtures others can reuse: `exampleTrace()` builds a valid v1 trace (override any
- * field), `CapturingQueue` stands in for a queue binding and keeps what was sent, and the
- * helpers below run the consumer on batches the way Queues would deliver them.
+ * field), `batchOf()` a TRACES message of several, `CapturingQueue` stands in for a queue binding
+ * and keeps what was sent (with each message's delay), and the helpers below run the consumer on
+ * batches the way Queues would deliver them.
  */
 import { createExecutionContext, createMessageBatch, getQueueResult, type QueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -56,7 +57,7 @@ export function exampleTrace(overrides: Partial<Trace> = {}): Trace {
   };
 }
 
-type Sent<Body> = { body: Body; contentType: string | undefined; bytes: number };
+type Sent<Body> = { body: Body; contentType: string | undefined; bytes: number; delaySeconds: number | undefined };
 
 /** A queue binding that records what was sent; `failSends` makes the next sends throw. */
 export class CapturingQueue<Body = unknown> implements Queue<Body> {
@@ -77,15 +78,15 @@ export class CapturingQueue<Body = unknown> implements Queue<Body> {
 
   async send(body: Body, options?: QueueSendOptions): Promise<QueueSendResponse> {
     this.#fail();
-    this.sent.push({ body, contentType: options?.contentType, bytes: new TextEncoder().encode(JSON.stringify(body)).byteLength });
+    this.sent.push({ body, contentType: options?.contentType, bytes: new TextEncoder().encode(JSON.stringify(body)).byteLength, delaySeconds: options?.delaySeconds });
     return { metadata: { metrics: { backlogCount: this.sent.length, backlogBytes: 0 } } };
   }
 
-  async sendBatch(messages: Iterable<MessageSendRequest<Body>>): Promise<QueueSendBatchResponse> {
+  async sendBatch(messages: Iterable<MessageSendRequest<Body>>, options?: QueueSendBatchOptions): Promise<QueueSendBatchResponse> {
     this.#fail();
     const list = [...messages];
     this.batches.push(list.length);
-    for (const m of list) this.sent.push({ body: m.body, contentType: m.contentType, bytes: new TextEncoder().encode(JSON.stringify(m.body)).byteLength });
+    for (const m of list) this.sent.push({ body: m.body, contentType: m.contentType, bytes: new TextEncoder().encode(JSON.stringify(m.body)).byteLength, delaySeconds: m.delaySeconds ?? options?.delaySeconds });
     return { metadata: { metrics: { backlogCount: this.sent.length, backlogBytes: 0 } } };
   }
 
@@ -94,6 +95,9 @@ export class CapturingQueue<Body = unknown> implements Queue<Body> {
     return this.sent.splice(0).map((s) => s.body);
   }
 }
+
+/** A TRACES message body as the producer's batcher sends it. */
+export const batchOf = (...traces: Trace[]) => ({ v: 1, traces });
 
 /** The test environment with capturing queues in place of the real trace queues. */
 export function queueEnv(): Env & { TRACES: CapturingQueue; TRACE_DELIVERIES: CapturingQueue } {
