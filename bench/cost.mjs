@@ -16,7 +16,10 @@ import { DO_BILLED_GB, PRICES } from "./cloudflare-prices.mjs";
  * @param {Meter} meter
  * @param {number} cpuMicrosPerRequest  The gateway workerd's CPU per request in the matching
  *   floor-versus-gateway scenario (the metered run's own CPU is not used: its meters cost CPU).
- * @returns {{ lines: CostLine[], totalUsdPerMillion: number }}
+ * @returns {{ lines: CostLine[], totalUsdPerMillion: number, lowTrafficUsdPerMillion: number }}
+ *   `lowTrafficUsdPerMillion`: the same requests if each trace were alone in its 50 ms window and
+ *   in its consumer batch (an isolate seeing less than one request per window): 3 queue
+ *   operations and one consumer invocation per trace instead of the shares this run measured.
  */
 export function costPerMillionRequests(meter, cpuMicrosPerRequest) {
   const n = meter.workerInvocations;
@@ -30,7 +33,11 @@ export function costPerMillionRequests(meter, cpuMicrosPerRequest) {
     ["doRowsWritten", meter.doRowsWritten / n, `includes ${meter.doSetAlarms} setAlarm calls`],
     ["d1RowsRead", meter.d1RowsRead / n, `${meter.d1Queries} queries`],
     ["d1RowsWritten", meter.d1RowsWritten / n, ""],
-    ["queueOperations", meter.queueOperations / n, `traces to one webhook: ${meter.queueWrites} writes, ${meter.queueReads} reads, ${meter.queueDeletes} deletes`],
+    [
+      "queueOperations",
+      meter.queueOperations / n,
+      `traces to one webhook, batched per 50 ms window: ${meter.queueWrites} writes, ${meter.queueReads} reads, ${meter.queueDeletes} deletes (${(n / Math.max(1, meter.queueWrites)).toFixed(1)} traces per message at this load)`,
+    ],
     ["r2ClassA", meter.r2ClassA / n, "trace content over 100 KiB only"],
     ["r2ClassB", meter.r2ClassB / n, "trace content over 100 KiB only"],
   ];
@@ -41,5 +48,10 @@ export function costPerMillionRequests(meter, cpuMicrosPerRequest) {
     usdPerMillionRequests: perRequest * PRICES[key].usdPerMillion,
     note,
   }));
-  return { lines, totalUsdPerMillion: lines.reduce((sum, line) => sum + line.usdPerMillionRequests, 0) };
+  const totalUsdPerMillion = lines.reduce((sum, line) => sum + line.usdPerMillionRequests, 0);
+  const shared = (/** @type {PriceKey} */ key) => lines.find((line) => line.key === key)?.usdPerMillionRequests ?? 0;
+  const consumerShare = (meter.queueInvocations / n) * PRICES.workerRequests.usdPerMillion;
+  const lowTrafficUsdPerMillion =
+    totalUsdPerMillion - shared("queueOperations") - consumerShare + 3 * PRICES.queueOperations.usdPerMillion + PRICES.workerRequests.usdPerMillion;
+  return { lines, totalUsdPerMillion, lowTrafficUsdPerMillion };
 }
