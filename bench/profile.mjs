@@ -140,8 +140,8 @@ async function main() {
     // Warm the JIT and the isolate caches before profiling.
     await measure(endpoint, body, chosen.stream, connections, { warmupMs: 0, durationMs: 2000 }, mock.pid);
 
-    const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json();
-    const target = targets.find((/** @type {{ id: string }} */ t) => t.id.includes("profile")) ?? targets[0];
+    const targets = /** @type {Array<{ id: string, webSocketDebuggerUrl: string }>} */ (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json());
+    const target = targets.find((t) => t.id.includes("profile")) ?? targets[0];
     if (!target) throw new Error("workerd's inspector lists no isolate");
     const client = await cdp(target.webSocketDebuggerUrl);
     await client.send("Profiler.enable");

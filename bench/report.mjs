@@ -19,7 +19,7 @@ import { PRICES, PRICES_READ_ON, PRICE_SOURCES } from "./cloudflare-prices.mjs";
  * @typedef {{ id: string, title: string, stream: boolean, connections: number, cpuFrom: string, summary: Summary, meter: Meter, cost: ReturnType<typeof import("./cost.mjs").costPerMillionRequests> }} MeteringResult
  * @typedef {{ variant: string, title: string, delayMs: number, slowUpstreamMs: number, baseline: Measured, delayed: Measured }} DistanceResult
  * @typedef {{ path: string, connections: number, run: Measured }} CalibrationResult
- * @typedef {{ id: string, title: string, model: string, stream: boolean, connections: number, on: Measured, off: Measured, doCallsPerRequest: { on: number, off: number } }} LedgerResult
+ * @typedef {{ id: string, title: string, model: string, stream: boolean, connections: number, on: Measured, off: Measured, bare: Measured, doCallsPerRequest: { on: number, off: number, bare: number } }} LedgerResult
  * @typedef {object} Results
  * @property {CalibrationResult[]} calibration
  * @property {ScenarioResult[]} scenarios
@@ -47,7 +47,13 @@ function otherLoad(r) {
     ...r.scenarios.flatMap((s) => /** @type {Array<[string, Measured]>} */ ([[`${s.id} floor`, s.floor], [`${s.id} gateway`, s.gateway]])),
     ["cpu case floor", r.cpuCase.floor],
     ["cpu case gateway", r.cpuCase.gateway],
-    ...r.ledger.flatMap((l) => /** @type {Array<[string, Measured]>} */ ([[`ledger on ${l.id}`, l.on], [`ledger off ${l.id}`, l.off]])),
+    ...r.ledger.flatMap((l) =>
+      /** @type {Array<[string, Measured]>} */ ([
+        [`ledger on ${l.id}`, l.on],
+        [`ledger off ${l.id}`, l.off],
+        [`ledger off, no traces ${l.id}`, l.bare],
+      ]),
+    ),
     ...r.distance.flatMap((d) => /** @type {Array<[string, Measured]>} */ ([[`distance ${d.variant} +${d.slowUpstreamMs} ms, delay 0`, d.baseline], [`distance ${d.variant} +${d.slowUpstreamMs} ms, delayed`, d.delayed]])),
   ];
   return runs.reduce((worst, [what, run]) => (run.otherCpuPct > worst.pct ? { what, pct: run.otherCpuPct } : worst), { what: "", pct: -Infinity });
@@ -389,6 +395,32 @@ export function renderMarkdown(report) {
     ),
     "",
     "Before the upstream call a request makes one of those calls (admission); the other (settlement) runs after the answer, off the client's path. The distance runs above show it: a ledger 50 ms away adds about one 50 ms round trip, not two.",
+    "",
+    "### Where the gateway's CPU goes",
+    "",
+    `The same runs, with two more per case (\`bare\`, twice, between the off runs): ledger off and a workspace that exports no traces, so nothing is enqueued, consumed or delivered in the process. CPU in µs of the workerd process per request. Differences: the ledger objects (on − off), trace export — enqueue, the consumer and its webhook delivery, which in production run as separate consumer invocations (off − bare); what is left is the request path plus its generation record in local D1 (calibrated above, subtracted in the last columns). The floor's CPU is from the floor-versus-gateway run of the same case.`,
+    "",
+    table(
+      ["Scenario", "Conns", "All on", "Ledger objects", "Trace export", "Request path", "Local D1 (est.)", "Request path without local D1", "Floor", "Ratio to floor"],
+      report.ledger.map((l) => {
+        const floor = report.scenarios.find((s) => s.id === l.id)?.floor.cpuMicrosPerRequest ?? NaN;
+        const d1 = d1QueriesPerRequest(report) * localD1Micros(report, l.connections);
+        const path = l.bare.cpuMicrosPerRequest - d1;
+        return [
+          l.title,
+          l.connections,
+          f0(l.on.cpuMicrosPerRequest),
+          f0(l.on.cpuMicrosPerRequest - l.off.cpuMicrosPerRequest),
+          f0(l.off.cpuMicrosPerRequest - l.bare.cpuMicrosPerRequest),
+          f0(l.bare.cpuMicrosPerRequest),
+          f0(d1),
+          f0(path),
+          f0(floor),
+          `${f2(path / floor)} ×`,
+        ];
+      }),
+    ),
+    "",
     "",
     "## How the numbers are measured",
     "",

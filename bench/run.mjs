@@ -299,10 +299,12 @@ async function distanceRuns(config, mock, bundles, baselines) {
 const LEDGER_CASES = SCENARIOS.filter((s) => s.model === OPENAI_MODEL);
 
 /**
- * What admission and settlement add: the metered gateway with its ledger on and switched off
- * (bench/metered-entry.ts), same process, same workspace. Each case runs on, off, off, on, so a
- * drift over time (JIT, heap, D1 file growth) weighs on both sides alike; a side's figure is the
- * mean of its two runs (requests and CPU pooled).
+ * What admission and settlement add, and what is left without them: the metered gateway with its
+ * ledger on and switched off (bench/metered-entry.ts), and "bare" — ledger off and a workspace
+ * that exports no traces (no enqueue, no consumer, no delivery in the process). Same process.
+ * Each case runs on, off, bare, bare, off, on, so a drift over time (JIT, heap, D1 file growth)
+ * weighs on every side alike; a side's figure is the mean of its two runs (requests and CPU
+ * pooled).
  * @param {Config} config
  * @param {MockChild} mock
  * @param {Bundles} bundles
@@ -310,18 +312,20 @@ const LEDGER_CASES = SCENARIOS.filter((s) => s.model === OPENAI_MODEL);
 function ledgerCost(config, mock, bundles) {
   return phase(async (track) => {
     const instance = await step("metered gateway (ledger on/off) started", () => track(startGateway(ROOT, "metered-ledger", bundles.metered, mock.url, { BENCH_LEDGER_DELAY_MS: "0" })));
-    const endpoint = { instance, key: await provision(instance, "bench") };
+    const traced = { instance, key: await provision(instance, "bench") };
+    const quiet = { instance, key: await provision(instance, "bench-quiet", { traces: false }) };
     const timing = { warmupMs: config.warmupMs, durationMs: Math.round(config.durationMs / 2) };
     /** @type {import("./report.mjs").LedgerResult[]} */
     const cases = [];
     for (const s of LEDGER_CASES) {
-      /** @type {Record<"on" | "off", Measured[]>} */
-      const runs = { on: [], off: [] };
-      /** @type {Record<"on" | "off", { requests: number, ledgerRequests: number }>} */
-      const calls = { on: { requests: 0, ledgerRequests: 0 }, off: { requests: 0, ledgerRequests: 0 } };
-      for (const side of /** @type {const} */ (["on", "off", "off", "on"])) {
-        await meterCall(instance, "POST", `/__bench/ledger/${side}`);
+      /** @type {Record<"on" | "off" | "bare", Measured[]>} */
+      const runs = { on: [], off: [], bare: [] };
+      /** @type {Record<"on" | "off" | "bare", { requests: number, ledgerRequests: number }>} */
+      const calls = { on: { requests: 0, ledgerRequests: 0 }, off: { requests: 0, ledgerRequests: 0 }, bare: { requests: 0, ledgerRequests: 0 } };
+      for (const side of /** @type {const} */ (["on", "off", "bare", "bare", "off", "on"])) {
+        await meterCall(instance, "POST", `/__bench/ledger/${side === "on" ? "on" : "off"}`);
         await meterCall(instance, "POST", "/__bench/meter/reset");
+        const endpoint = side === "bare" ? quiet : traced;
         const run = await step(`ledger ${side} ${s.id}`, () => measure(endpoint, chatBody(s.model, HELLO, { stream: s.stream }), s.stream, s.connections, timing, mock.pid));
         // Settlements run after the response (waitUntil): let them land before reading the meter.
         await new Promise((resolve) => setTimeout(resolve, Math.min(config.settleMs, 1500)));
@@ -333,8 +337,10 @@ function ledgerCost(config, mock, bundles) {
       await meterCall(instance, "POST", "/__bench/ledger/on");
       const on = pooled(runs.on);
       const off = pooled(runs.off);
-      log(`  on ${brief(on)} | off ${brief(off)}; ledger calls per request ${(calls.on.ledgerRequests / calls.on.requests).toFixed(2)} / ${(calls.off.ledgerRequests / calls.off.requests).toFixed(2)}`);
-      cases.push({ ...s, on, off, doCallsPerRequest: { on: calls.on.ledgerRequests / calls.on.requests, off: calls.off.ledgerRequests / calls.off.requests } });
+      const bare = pooled(runs.bare);
+      const perRequest = (/** @type {"on" | "off" | "bare"} */ side) => calls[side].ledgerRequests / calls[side].requests;
+      log(`  on ${brief(on)} | off ${brief(off)} | bare ${brief(bare)}; ledger calls per request ${perRequest("on").toFixed(2)} / ${perRequest("off").toFixed(2)}`);
+      cases.push({ ...s, on, off, bare, doCallsPerRequest: { on: perRequest("on"), off: perRequest("off"), bare: perRequest("bare") } });
     }
     return cases;
   });
@@ -417,6 +423,8 @@ function failures(results) {
   for (const l of results.ledger) {
     check(`ledger on ${l.id}`, l.on);
     check(`ledger off ${l.id}`, l.off);
+    check(`ledger off, no traces ${l.id}`, l.bare);
+    if (l.doCallsPerRequest.bare !== 0) out.push(`ledger off, no traces ${l.id}: ${l.doCallsPerRequest.bare} Durable Object calls per request (expected none)`);
     if (l.doCallsPerRequest.off !== 0) out.push(`ledger off ${l.id}: ${l.doCallsPerRequest.off} Durable Object calls per request (expected none)`);
     if (!(l.doCallsPerRequest.on > 0)) out.push(`ledger on ${l.id}: no Durable Object call`);
   }

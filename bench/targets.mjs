@@ -174,21 +174,24 @@ async function migrate(mf, dir) {
 /**
  * A workspace with ample credit, an inference key and one trace destination (a webhook to the
  * mock's sink), so every request pays for its trace: its share of a batched enqueue, and delivery.
- * `shards` > 1 sets `ledger_shards`.
+ * `shards` > 1 sets `ledger_shards`; `traces: false` leaves the destination out, so the workspace
+ * produces no trace at all.
  * @param {Gateway} gateway
  * @param {string} workspace
- * @param {{ shards?: number }} [options]
+ * @param {{ shards?: number, traces?: boolean }} [options]
  * @returns {Promise<string>} the API key
  */
-export async function provision(gateway, workspace, { shards } = {}) {
+export async function provision(gateway, workspace, { shards, traces = true } = {}) {
   const call = (/** @type {string} */ method, /** @type {string} */ path, /** @type {unknown} */ body) => admin(gateway.url, gateway.adminToken, method, path, body);
   await call("PUT", `/workspaces/${workspace}`, { name: `Bench ${workspace}`, ...(shards ? { ledger_shards: shards } : {}) });
   await call("POST", `/workspaces/${workspace}/credits`, { amount: "1000000", note: "bench" });
-  await call("PUT", `/workspaces/${workspace}/destinations/bench-sink`, {
-    type: "webhook",
-    url: `${gateway.mockUrl}/__mock/sink`,
-    signing_secret: `bench-${randomBytes(16).toString("hex")}`,
-  });
+  if (traces) {
+    await call("PUT", `/workspaces/${workspace}/destinations/bench-sink`, {
+      type: "webhook",
+      url: `${gateway.mockUrl}/__mock/sink`,
+      signing_secret: `bench-${randomBytes(16).toString("hex")}`,
+    });
+  }
   const created = await call("POST", `/workspaces/${workspace}/keys`, { name: "bench" });
   if (typeof created.key !== "string") throw new Error(`The admin API returned no key: ${JSON.stringify(created)}`);
   return created.key;
