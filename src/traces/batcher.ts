@@ -29,7 +29,7 @@
  * carry (TRACE_WINDOW_MAX_BYTES) or TRACE_WINDOW_MAX_TRACES. Flushing closes it: traces that
  * arrive while its send is in flight open the next window.
  */
-import { chunkForSendBatch, jsonBytes, MAX_TRACES_PER_MESSAGE, packTraces, SEND_BATCH_MAX_BYTES, traceBatch, type TraceBatch } from "./messages";
+import { chunkForSendBatch, MAX_TRACES_PER_MESSAGE, packTraces, SEND_BATCH_MAX_BYTES, traceBatch, traceBatchBytes, type TraceBatch } from "./messages";
 import type { Trace } from "./schema";
 
 /**
@@ -152,7 +152,7 @@ async function sendEntries(queue: Queue, entries: readonly Entry[]): Promise<voi
   try {
     const messages: Outgoing[] = packTraces(entries, (e) => e.bytes).map((carried) => {
       const body = traceBatch(carried.map((e) => e.trace));
-      return { entries: carried, body, bytes: jsonBytes(body) };
+      return { entries: carried, body, bytes: traceBatchBytes(carried.map((e) => e.bytes)) };
     });
     for (const chunk of chunkForSendBatch(messages, (m) => m.bytes)) {
       try {

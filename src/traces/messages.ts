@@ -63,8 +63,8 @@ export function traceBatch(traces: Trace[]): TraceBatch {
   return { v: TRACE_BATCH_VERSION, traces };
 }
 
-/** The JSON of `{"v":1,"traces":[]}`: what a batch adds around its traces, besides one comma each. */
-const BATCH_FRAME_BYTES = 20;
+/** The JSON of `{"v":1,"traces":[]}`: what a batch adds around its traces, besides a comma between each two. */
+const BATCH_FRAME_BYTES = 19;
 
 /** Split items (traces, or things carrying one) into batches within TRACE_BATCH_TARGET_BYTES and MAX_TRACES_PER_MESSAGE, in order. */
 export function packTraces<T>(items: readonly T[], bytesOf: (item: T) => number): T[][] {
@@ -120,7 +120,33 @@ export type DeadLetterBody = z.infer<typeof deadLetterBodySchema>;
 
 /** UTF-8 bytes of the JSON a queue stores for `body` (messages are sent with contentType "json"). */
 export function jsonBytes(body: unknown): number {
-  return new TextEncoder().encode(JSON.stringify(body)).byteLength;
+  return utf8Length(JSON.stringify(body));
+}
+
+/**
+ * The exact JSON size of `traceBatch(traces)` from the traces' own sizes (jsonBytes of each), so
+ * a batch is never serialized just to be measured.
+ */
+export function traceBatchBytes(traceBytes: readonly number[]): number {
+  let bytes = BATCH_FRAME_BYTES + Math.max(0, traceBytes.length - 1);
+  for (const b of traceBytes) bytes += b;
+  return bytes;
+}
+
+/**
+ * UTF-8 length of a string without encoding it (no buffer per measurement). JSON.stringify
+ * escapes lone surrogates, so every surrogate in its output is half of a 4-byte pair.
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) bytes += 1;
+    else if (code >= 0xd800 && code <= 0xdfff) bytes += 1; // each half of a pair: 2 units → 4 bytes
+    else bytes += 2;
+  }
+  return bytes;
 }
 
 /**
