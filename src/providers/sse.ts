@@ -57,14 +57,27 @@ export class SSEReader {
     for (;;) {
       const taken = this.take();
       if (taken !== undefined) return taken;
-      const { value, done } = await this.#reader.read();
-      if (done) {
-        this.#done = true;
-        // Terminate whatever the upstream left open so its last event is still dispatched.
-        this.#parser.feed(`${this.#decoder.decode()}\n\n`);
-      } else {
-        this.#parser.feed(this.#decoder.decode(value, { stream: true }));
-      }
+      this.feed(await this.read());
+    }
+  }
+
+  /**
+   * One read of the body, for a caller that loops over `take()` itself: one await per upstream
+   * chunk instead of a chain of async calls (each await on a stream costs more than the parsing).
+   * Hand the result to `feed`.
+   */
+  read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    return this.#reader.read();
+  }
+
+  /** Parse what `read` returned; its messages are then available to `take()`. */
+  feed({ value, done }: ReadableStreamReadResult<Uint8Array>): void {
+    if (done) {
+      this.#done = true;
+      // Terminate whatever the upstream left open so its last event is still dispatched.
+      this.#parser.feed(`${this.#decoder.decode()}\n\n`);
+    } else {
+      this.#parser.feed(this.#decoder.decode(value, { stream: true }));
     }
   }
 

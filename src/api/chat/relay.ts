@@ -6,7 +6,7 @@
  */
 import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
 import type { UpstreamErrorType } from "../../errors";
-import { commentEvent, dataEvent, DONE_EVENT, type SSEMessage, type SSEReader } from "../../providers/sse";
+import { commentEvent, dataEvent, DONE_EVENT, type SSEReader } from "../../providers/sse";
 import type { FinishReason, StreamDecoder, StreamEvent, Usage } from "../../providers/types";
 import { describeError, failureError, type OpenedUpstream } from "../../routing/failover";
 import type { Candidate } from "../../routing/plan";
@@ -64,7 +64,7 @@ export class StreamRelay {
           const period = Math.max(10, Math.floor(Math.min(setup.keepAliveMs, setup.firstTokenTimeoutMs) / 2));
           this.#ticker = setInterval(() => this.#tick(), period);
         },
-        pull: () => this.#pull(),
+        pull: () => this.#produce(),
         cancel: () => {
           // The client went away: stop the failover loop and the upstream fetch, and charge for
           // what was delivered (a few seconds of waitUntil are plenty for one RPC).
@@ -103,34 +103,16 @@ export class StreamRelay {
     }
   }
 
-  /** The next upstream message: already parsed, or read under the silence watchdog. */
-  async #next(reader: SSEReader): Promise<SSEMessage | null> {
-    const taken = reader.take();
-    if (taken !== undefined) return taken;
-    this.#waitingSince = Date.now();
-    try {
-      return await reader.next();
-    } finally {
-      this.#waitingSince = null;
-    }
-  }
-
   #stop(): void {
     this.#closed = true;
     clearInterval(this.#ticker);
   }
 
-  async #pull(): Promise<void> {
-    try {
-      await this.#produce();
-    } finally {
-      this.#flush();
-    }
-  }
-
   /**
    * Write at least one event (or end the stream), then whatever the upstream has already sent,
-   * without waiting for more: one client chunk per upstream read, not per event.
+   * without waiting for more: one client chunk per upstream read, not per event. The pull itself:
+   * one await per upstream read and no nested async calls, because on this path every await on
+   * the upstream body cost more CPU than translating the event it brought.
    */
   async #produce(): Promise<void> {
     if (this.#closed) return;
@@ -164,9 +146,18 @@ export class StreamRelay {
       const { reader, decoder } = this.#primed;
       let wrote = false;
       for (;;) {
-        const message: SSEMessage | null | undefined = wrote ? reader.take() : await this.#next(reader);
-        if (this.#silent) throw new Error("silent upstream");
-        if (message === undefined || this.#closed) return;
+        const message = reader.take();
+        if (message === undefined) {
+          if (wrote || this.#closed) return;
+          // Read under the silence watchdog (#tick).
+          this.#waitingSince = Date.now();
+          const chunk = await reader.read();
+          this.#waitingSince = null;
+          if (this.#silent) throw new Error("silent upstream");
+          reader.feed(chunk);
+          continue;
+        }
+        if (this.#closed) return;
         if (!message) return await this.#end();
         for (const event of decoder.decode(message)) {
           const failure = this.#relay(event);
@@ -175,11 +166,14 @@ export class StreamRelay {
         }
       }
     } catch (error) {
+      this.#waitingSince = null;
       if (this.#closed) return;
       const { errorType, message } = this.#silent
         ? { errorType: "timeout" as const, message: `Upstream sent nothing for ${this.setup.firstTokenTimeoutMs} ms` }
         : describeError(error);
       await this.#fail(`Upstream stream failed: ${message}`, errorType, true);
+    } finally {
+      this.#flush();
     }
   }
 
