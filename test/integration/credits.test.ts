@@ -136,7 +136,7 @@ describe("credits and admission", () => {
     expect(await credits(key)).toEqual(before);
   });
 
-  it("prices a stream's usage-only final chunk and settles it before the stream ends", async () => {
+  it("prices a stream's usage-only final chunk and sends its settlement before the stream ends", async () => {
     const key = await provision("ws-stream");
     mswServer.use(
       http.post(OPENAI, () =>
@@ -154,7 +154,8 @@ describe("credits and admission", () => {
     const { chunks } = await readSSE(res);
     const usage = chunks.find((c) => c.usage)!.usage!;
     expect(usage.cost).toBe(0.00045);
-    // Settled before the last byte: no polling needed for the balance.
+    // The settlement RPC leaves before the last byte (and finishes in waitUntil): the next read of
+    // the balance queues behind it in the ledger, so no polling is needed.
     expect((await credits(key)).total_usage).toBe(0.00045);
   });
 

@@ -2,7 +2,7 @@
  * @module api/chat/relay
  * The relay of one committed stream: a pull-based `ReadableStream` (high-water mark 0) that
  * reads the upstream only as fast as the client reads, translates its events, keeps the stream
- * alive, cuts a silent upstream, and settles exactly once before the usage chunk.
+ * alive, cuts a silent upstream, and settles exactly once (a BYOK stream before its usage chunk).
  */
 import { estimatePromptTokens, estimateTokensFromChars } from "../../billing/estimate";
 import type { UpstreamErrorType } from "../../errors";
@@ -250,17 +250,34 @@ export class StreamRelay {
     return usage;
   }
 
-  /** Settle, then exactly one usage chunk reporting what was charged. */
+  /**
+   * Exactly one usage chunk reporting what is charged. A platform-keyed charge is known here, so
+   * the settlement starts and the chunk and [DONE] leave without waiting for the ledger's answer
+   * (one Durable Object round trip, far away for some workspaces); the settlement finishes in
+   * `waitUntil`, as a JSON answer's does. A BYOK fee depends on the month's allowance, which only
+   * the ledger knows: that chunk waits for it.
+   */
   async #writeUsage(interrupted: boolean): Promise<void> {
     const candidate = this.#upstream?.candidate;
     if (!candidate) return;
     const usage = this.#usageNow(interrupted);
     this.#finalUsage = usage;
-    const charged = (await this.#settle(false)) ?? this.setup.billing.charge(candidate, usage, this.#finish?.finishReason ?? null);
+    const settlement = this.#settle(false);
+    const expected = () => this.setup.billing.charge(candidate, usage, this.#finish?.finishReason ?? null);
+    let charged: ReportedCost;
+    if (candidate.byok) {
+      charged = (await settlement) ?? expected();
+    } else {
+      this.setup.billing.waitUntil(settlement);
+      charged = expected();
+    }
     this.#write(dataEvent(usageChunkJson(this.#meta!, usage, charged)));
   }
 
-  /** Settle (or release) once, whoever asks first; the stream's last byte waits for it. */
+  /**
+   * Settle (or release) once, whoever asks first. A BYOK stream's last byte waits for it; a
+   * platform-keyed one's runs on in `waitUntil` (see #writeUsage).
+   */
   #settle(cancelled: boolean): Promise<ReportedCost | null> {
     this.#settlement ??= this.#settleOnce(cancelled);
     return this.#settlement;
@@ -296,7 +313,9 @@ export class StreamRelay {
     if (this.#closed) return;
     this.#flush();
     this.#stop();
-    await this.#settle(false);
+    const settlement = this.#settle(false);
+    if (this.#upstream?.candidate.byok) await settlement;
+    else this.setup.billing.waitUntil(settlement);
     this.#controller.close();
   }
 }
