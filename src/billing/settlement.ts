@@ -1,9 +1,9 @@
 /**
  * @module billing/settlement
  * After the answer: the exact charge, one ledger RPC that settles it and releases the rest of the
- * hold, and the generation record in D1. Runs off the client's critical path: a non-streamed
- * answer settles in `waitUntil`; a stream settles before its last byte leaves, so settlement never
- * depends on `waitUntil` outliving the response.
+ * hold, and the generation record in D1. Runs off the client's critical path: in `waitUntil`,
+ * started before the answer's last byte; only a BYOK answer waits for it, because its fee depends
+ * on the month's allowance, which the ledger decides.
  *
  * The generation record goes to the D1 database of the workspace's region (`DB_EU` for an `eu`
  * workspace, residency/bindings) with the route decision (residency/audit): region of ingress,
