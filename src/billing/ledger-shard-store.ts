@@ -49,7 +49,7 @@ export interface ShardConfig {
 }
 
 /** Numbers the shard remembers in `ledger_meta`. */
-export type ShardMetaKey = "last_admit_at" | "ledger_balance" | "ledger_available" | "reclaim";
+export type ShardMetaKey = "ledger_balance" | "ledger_available" | "reclaim";
 
 type OutboxRow = { id: number; kind: string; key_id: string | null; amount: number; byok_usage: number; reference: string | null; at: number };
 

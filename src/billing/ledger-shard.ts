@@ -21,7 +21,7 @@ import { admitRequest, type Admission } from "./ledger-admit";
 import { reservationMicros } from "./ledger-budget";
 import { ensureLeaseSchema, type LeaseView } from "./ledger-lease";
 import { ensureSchema } from "./ledger-migrations";
-import { addUsage, emptyUsage } from "./ledger-periods";
+import { emptyUsage } from "./ledger-periods";
 import { admitInputSchema, settleInputSchema, type AdmitResult, type KeyConfig, type SettleInput, type SettleResult } from "./ledger-schema";
 import {
   FLUSH_MS,
@@ -71,6 +71,12 @@ export class LedgerShard extends DurableObject<Env> {
   /** Reservations of the last seconds, for lease sizing (lost on eviction: sizing restarts small). */
   #recent: RecentReservation[] = [];
   readonly #keyChecks = new Map<string, Promise<void>>();
+  /**
+   * When this instance last admitted, for the idle return of the lease. In memory: storing it
+   * cost a row written per admission, and a restarted shard that thinks it has been idle only
+   * gives its free credit back early (admissions refill it).
+   */
+  #lastAdmitAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -105,7 +111,7 @@ export class LedgerShard extends DurableObject<Env> {
         const need = this.#shortOf(local, now);
         if (need !== null && !final) return { kind: "short", needMicros: need };
         const admission = admitRequest(this.#store, local, now);
-        this.#shard.setMeta("last_admit_at", now);
+        this.#lastAdmitAt = now;
         return { kind: "done", admission };
       });
       if (step.kind === "short") {
@@ -142,8 +148,8 @@ export class LedgerShard extends DurableObject<Env> {
       if (hold.expiresAt <= now) return { settled: false, chargedMicros: 0, balanceMicros: this.#workspaceBalance() };
       const charged = parsed.costMicros;
       store.appendJournal({ at: now, kind: "charge", amountMicros: -charged, keyId: hold.keyId, reference: parsed.generationId, note: null });
-      const key = store.key(hold.keyId);
-      if (key) store.saveUsage(hold.keyId, addUsage(key.usage, charged, 0, now));
+      // The key's spend is counted by the Ledger when the charge reaches it (settleLease): keys
+      // with a credit limit never admit here, so the shard has no use for its own copy.
       const tokens = Math.max(0, parsed.tokens - hold.promptTokens);
       for (const scope of [keyScope(hold.keyId), WORKSPACE_SCOPE]) store.addTokens(scope, now, tokens);
       if (charged > 0) this.#shard.addCharge(hold.keyId, charged, 0, parsed.generationId, now);
@@ -209,8 +215,7 @@ export class LedgerShard extends DurableObject<Env> {
     const at = clock.parse(now) ?? Date.now();
     const idle = this.ctx.storage.transactionSync(() => {
       this.#store.deleteExpiredHolds(at);
-      const lastAdmit = this.#shard.meta("last_admit_at") ?? 0;
-      return at - lastAdmit >= IDLE_RETURN_MS || this.#shard.meta("reclaim") === 1;
+      return at - this.#lastAdmitAt >= IDLE_RETURN_MS || this.#shard.meta("reclaim") === 1;
     });
     if (idle) this.ctx.storage.transactionSync(() => this.#moveFreeToOutbox(at));
     await this.flush(at);
@@ -219,7 +224,7 @@ export class LedgerShard extends DurableObject<Env> {
       const expiry = this.#store.earliestExpiry();
       if (expiry !== null) times.push(expiry);
       if (this.#shard.unreported().entries > 0) times.push(at + FLUSH_MS);
-      if (this.#free(at) > 0) times.push(Math.max(at + 1, (this.#shard.meta("last_admit_at") ?? 0) + IDLE_RETURN_MS));
+      if (this.#free(at) > 0) times.push(Math.max(at + 1, this.#lastAdmitAt + IDLE_RETURN_MS));
       const next = times.length > 0 ? Math.min(...times) : null;
       this.#store.setAlarmAt(next);
       return next;

@@ -6,7 +6,10 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
 import type { Ledger } from "../../../src/billing/ledger";
+import type { LedgerShard } from "../../../src/billing/ledger-shard";
+import { shardName } from "../../../src/billing/ledger-shard-policy";
 import { CHECKPOINT_EVERY } from "../../../src/billing/ledger-memory-store";
 import { ensureSchema } from "../../../src/billing/ledger-migrations";
 import { T0, admitInput, expectBalanced, freshLedger, keyConfig, settleInput } from "./ledger-helpers";
@@ -107,5 +110,46 @@ describe("schema version 3", () => {
     // The ledger goes on working on the rebuilt tables: the hold settles, the balance is Σ journal.
     expect(await stub.settle(settleInput(admitted.holdId, 700))).toMatchObject({ settled: true, balanceMicros: 49_300 });
     await expectBalanced(stub);
+  });
+});
+
+describe("rows written per request on a LedgerShard", () => {
+  // Holds stay in the shard's table (an unknown hold there is forwarded to the Ledger, so they must
+  // survive restarts). The outbox's AUTOINCREMENT costs a sqlite_sequence row per entry: its ids
+  // must never be reused, because the Ledger takes ids at or below the last applied one as retries.
+  it("writes the hold, then on settlement deletes it, journals the charge, moves the lease and queues it for the ledger (2 rows): 6 rows between refills", async () => {
+    const workspaceId = crypto.randomUUID();
+    await env.LEDGER.getByName(workspaceId).topUp(100_000_000, 0);
+    const shard = env.LEDGER_SHARD.getByName(shardName(workspaceId, 0));
+    const counts = await runInDurableObject(shard, async (instance: LedgerShard, state) => {
+      const sql = state.storage.sql;
+      const exec = sql.exec.bind(sql);
+      const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+      Object.defineProperty(sql, "exec", {
+        value: ((query: string, ...bindings: SqlStorageValue[]) => {
+          const cursor = exec(query, ...bindings);
+          cursors.push(cursor);
+          return cursor;
+        }) as typeof sql.exec,
+        configurable: true,
+      });
+      const total = () => cursors.splice(0).reduce((sum, cursor) => sum + cursor.rowsWritten, 0);
+      const out: { admit: number; settle: number }[] = [];
+      // Close together, as under load: the lease, the key check and the flush alarm are settled by
+      // the first requests; the rest is the steady state.
+      for (let i = 0; i < 8; i++) {
+        const now = T0 + i * 10;
+        const admitted = await instance.admit({ ...admitInput({ now }), shard: { workspaceId, index: 0, count: 1 } });
+        if (!admitted.ok) throw new Error(`refused: ${JSON.stringify(admitted)}`);
+        const admit = total();
+        await instance.settle(settleInput(admitted.holdId, 1_500, now + 5, 300));
+        out.push({ admit, settle: total() });
+      }
+      return out;
+    });
+    const steady = counts.slice(3);
+    expect(steady.map((c) => c.settle)).toEqual([5, 5, 5, 5, 5]);
+    // An admission writes its hold; now and then one also refills the lease from the ledger.
+    expect(steady.filter((c) => c.admit === 1).length).toBeGreaterThanOrEqual(4);
   });
 });
