@@ -133,7 +133,9 @@ export class Ledger extends DurableObject<Env> {
 
   /**
    * The hold a receipt describes, when another instance of this object issued it and its charge
-   * is not in the journal yet. Null otherwise: this instance's own holds are known or gone.
+   * is not in the journal yet. Null otherwise: this instance's own holds are known or gone. A zero
+   * charge leaves no journal entry, so a settlement of a lost hold retried after yet another
+   * restart would count a free request's BYOK usage (never money) twice.
    */
   #lostHold(receipt: HoldReceipt | undefined, reference: string): Hold | null {
     if (!receipt || receipt.incarnation === this.#incarnation) return null;
