@@ -2,12 +2,13 @@
  * Shared test helpers: calling the Worker, provisioning a workspace and key through the admin
  * API, and building upstream answers for msw.
  */
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, evictDurableObject, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { http, HttpResponse, type HttpHandler } from "msw";
 import { setupServer } from "msw/node";
 import { expect } from "vitest";
 import { forgetStickyRoutes, HEALTH_REGION } from "../src/api/chat/route-plan";
+import { app } from "../src/app";
 import { forgetHealth } from "../src/routing/health-client";
 
 export const ADMIN_TOKEN = "test-admin-token";
@@ -275,4 +276,16 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     if (Date.now() > deadline) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Call the app with `testEnv` as its bindings (a double of some binding, say), its background
+ * work (settlement, generation record, trace) finished before the response is returned.
+ */
+export async function fetchWith(testEnv: Env, request: Request): Promise<Response> {
+  const ctx = createExecutionContext();
+  const res = await app.fetch(request, testEnv, ctx);
+  const body = await res.arrayBuffer();
+  await waitOnExecutionContext(ctx);
+  return new Response(body, res);
 }

@@ -100,9 +100,9 @@ export function residentStores(env: Env, region: WorkspaceRegion): Resolved<Resi
 
 /**
  * A region's trace pipeline, for the queue consumers and the admin API: the queue traces enter,
- * the delivery queue the TRACES consumer hands failed deliveries to, the D1 database dead letters are kept in (they hold
- * trace bodies, so they stay in the region), and the content and archive buckets (optional: a
- * trace whose content has no bucket goes without it). Destinations and delivery statistics are
+ * the delivery queue the TRACES consumer hands failed deliveries to, the D1 database dead letters
+ * are kept in (they hold trace bodies, so they stay in the region), and the content and archive
+ * buckets (optional: a trace whose content has no bucket goes without it). Destinations and delivery statistics are
  * configuration and stay in `DB`.
  */
 export interface TracePipeline {

@@ -6,12 +6,11 @@
  * through `GET /generation`; the residency report, now seeking the key by id, returns what the
  * plain `created_at` filter returned.
  */
-import { applyD1Migrations, createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { app } from "../../src/app";
 import { residencyReport, MAX_RECORD_LAG_MS } from "../../src/residency/report";
-import { chatRequest, EU_ORIGIN, mswServer, provisionEu, recordUpstream, resetHealth, sseBody, sseResponse, type RouterCompletion } from "../helpers";
+import { chatRequest, EU_ORIGIN, mswServer, provisionEu, recordUpstream, resetHealth, sseBody, sseResponse, type RouterCompletion, fetchWith } from "../helpers";
 
 const WS = "ws-gen-rows";
 const HI = [{ role: "user", content: "hi" }];
@@ -26,15 +25,6 @@ afterEach(async () => {
   await resetHealth();
 });
 afterAll(() => mswServer.close());
-
-/** Call the app with `testEnv` as its bindings, background work (the generation record) included. */
-async function fetchWith(testEnv: Env, request: Request): Promise<Response> {
-  const ctx = createExecutionContext();
-  const res = await app.fetch(request, testEnv, ctx);
-  const body = await res.arrayBuffer();
-  await waitOnExecutionContext(ctx);
-  return new Response(body, res);
-}
 
 function passThrough(target: object, prop: string | symbol): unknown {
   const value: unknown = Reflect.get(target, prop);

@@ -5,11 +5,9 @@
  * explicit fallback. With a platform whose jurisdictions work (a recording double), the fallback
  * switch is on and still unused. A global workspace is unaffected throughout.
  */
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { app } from "../../src/app";
-import { admin, chatRequest, EU_ORIGIN, expectError, mswServer, ORIGIN, provision, provisionEu, recordUpstream, resetHealth, ADMIN_TOKEN } from "../helpers";
+import { admin, chatRequest, EU_ORIGIN, expectError, mswServer, ORIGIN, provision, provisionEu, recordUpstream, resetHealth, ADMIN_TOKEN, fetchWith } from "../helpers";
 import { recordingEnv, throwingNamespace, type BindingUse } from "../unit/residency/doubles";
 
 const HI = [{ role: "user", content: "hi" }];
@@ -26,15 +24,6 @@ afterEach(async () => {
   await resetHealth();
 });
 afterAll(() => mswServer.close());
-
-/** Call the app with `testEnv` as its bindings, background work included. */
-async function fetchWith(testEnv: Env, request: Request): Promise<Response> {
-  const ctx = createExecutionContext();
-  const res = await app.fetch(request, testEnv, ctx);
-  const body = await res.arrayBuffer();
-  await waitOnExecutionContext(ctx);
-  return new Response(body, res);
-}
 
 function without(binding: keyof Env): Env {
   const copy: Partial<Env> = { ...env };

@@ -253,8 +253,8 @@ export class StreamRelay {
   /**
    * Exactly one usage chunk reporting what is charged. A platform-keyed charge is known here, so
    * the settlement starts and the chunk and [DONE] leave without waiting for the ledger's answer
-   * (one Durable Object round trip, far away for some workspaces); the settlement finishes in
-   * `waitUntil`, as a JSON answer's does. A BYOK fee depends on the month's allowance, which only
+   * (one Durable Object round trip, far away for some workspaces); #close hands it to
+   * `waitUntil`, as a JSON answer's is. A BYOK fee depends on the month's allowance, which only
    * the ledger knows: that chunk waits for it.
    */
   async #writeUsage(interrupted: boolean): Promise<void> {
@@ -263,14 +263,8 @@ export class StreamRelay {
     const usage = this.#usageNow(interrupted);
     this.#finalUsage = usage;
     const settlement = this.#settle(false);
-    const expected = () => this.setup.billing.charge(candidate, usage, this.#finish?.finishReason ?? null);
-    let charged: ReportedCost;
-    if (candidate.byok) {
-      charged = (await settlement) ?? expected();
-    } else {
-      this.setup.billing.waitUntil(settlement);
-      charged = expected();
-    }
+    const settled = candidate.byok ? await settlement : null;
+    const charged = settled ?? this.setup.billing.charge(candidate, usage, this.#finish?.finishReason ?? null);
     this.#write(dataEvent(usageChunkJson(this.#meta!, usage, charged)));
   }
 
