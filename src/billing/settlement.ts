@@ -1,13 +1,9 @@
 /**
  * @module billing/settlement
  * After the answer: the exact charge, one ledger RPC that settles it and releases the rest of the
- * hold, and the generation record in D1. Runs off the client's critical path: in `waitUntil`,
- * started before the answer's last byte; only a BYOK answer waits for it, because its fee depends
- * on the month's allowance, which the ledger decides.
- *
- * The generation record goes to the D1 database of the workspace's region (`DB_EU` for an `eu`
- * workspace, residency/bindings) with the route decision (residency/audit): region of ingress,
- * endpoints considered and excluded, the endpoint used and its region.
+ * hold (the generation record that follows is billing/generation-record). Runs off the client's
+ * critical path: in `waitUntil`, started before the answer's last byte; only a BYOK answer waits
+ * for it, because its fee depends on the month's allowance, which the ledger decides.
  */
 import type { KeyContext } from "../auth/api-keys";
 import type { FinishReason, Usage } from "../providers/types";
@@ -104,53 +100,4 @@ export async function settle(ctx: SettlementContext, outcome: Outcome): Promise<
     byokFreeMonthlyMicros: ctx.byokTerms.freeMonthlyMicros,
   });
   return { ...charge, chargedMicros: settled.chargedMicros };
-}
-
-/**
- * The generation record's columns in insert order (src/db/schema.ts `generations`; `created_at`
- * takes its SQL default). One hand-written statement instead of drizzle's insert builder: this
- * runs once per request, and building the query cost more CPU than sending it.
- */
-const INSERT_GENERATION = `INSERT INTO generations (id, workspace_id, key_id, request_id, model, provider_name, endpoint_id,
-  upstream_model, streamed, cancelled, is_byok, finish_reason, native_finish_reason, tokens_prompt, tokens_completion,
-  tokens_cached, tokens_cache_write, tokens_reasoning, cost_micros, upstream_cost_micros, latency_ms, ttft_ms,
-  generation_time_ms, attempts, ingress_region, endpoint_region, excluded_count, route)
-  VALUES (${Array.from({ length: 28 }, () => "?").join(", ")})
-  ON CONFLICT DO NOTHING`;
-
-export async function recordGeneration(ctx: SettlementContext, outcome: Outcome, charge: Charge): Promise<void> {
-  const { usage, candidate } = outcome;
-  await ctx.db
-    .prepare(INSERT_GENERATION)
-    .bind(
-      outcome.generationId,
-      ctx.auth.workspace.id,
-      ctx.auth.key.id,
-      outcome.requestId,
-      candidate.model.id,
-      candidate.endpoint.provider.name,
-      candidate.endpoint.id,
-      candidate.endpoint.upstreamModel,
-      outcome.streamed ? 1 : 0,
-      outcome.cancelled ? 1 : 0,
-      charge.byok ? 1 : 0,
-      outcome.finishReason,
-      outcome.nativeFinishReason,
-      usage.promptTokens,
-      usage.completionTokens,
-      usage.cachedTokens,
-      usage.cacheWriteTokens,
-      usage.reasoningTokens,
-      charge.chargedMicros,
-      charge.upstreamMicros,
-      outcome.endedAt - outcome.startedAt,
-      outcome.firstTokenAt === null ? null : outcome.firstTokenAt - outcome.startedAt,
-      outcome.firstTokenAt === null ? null : outcome.endedAt - outcome.firstTokenAt,
-      outcome.attempts,
-      ctx.route.ingressRegion,
-      candidate.endpoint.effectiveRegion,
-      ctx.route.excludedCount,
-      JSON.stringify(ctx.route.route),
-    )
-    .run();
 }

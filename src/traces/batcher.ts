@@ -1,34 +1,18 @@
 /**
  * @module traces/batcher
- * Micro-batching on the way into a TRACES queue. Queues bills every message (write, read, delete:
- * 3 operations per 64 KB), so the traces one isolate produces within a short window
- * (TRACE_BATCH_WINDOW_MS) leave together: packed into batch messages (`{ v: 1, traces }`, up to
- * 64 KB each, traces/messages.ts) and sent with one `sendBatch`. At one trace per request that is
- * what turns "3 operations per trace" into "3 operations per message, shared by its traces".
- *
- * Why it loses nothing a single `send` would not: the request path hands the promise `add`
- * returns to `waitUntil`, and that promise resolves only once the call carrying ITS trace has
- * settled (sent, or failed and logged), so every request whose trace waits in a window keeps its
- * own invocation — and the isolate — alive until then.
- *
- * Every request waits in its own context. workerd refuses a promise that `waitUntil` awaits being
- * resolved from another request ("Cannot perform I/O on behalf of a different request"), so no
- * request ever resolves another's promise: each sleeps on its own timer until the window's end,
- * flushes the window if nobody has (the first timer to fire sends it, so no single request has to
- * survive for the window to leave), and otherwise checks on its own timers until the call
- * carrying its trace has settled. If that call never settles (the request running it was torn
- * down), the waiter sends its trace again alone after TRACE_SEND_STALL_MS: at least once, as
- * Queues itself (receivers dedupe by generation id). What is left: a `sendBatch` that fails drops
+ * Micro-batching on the way into a TRACES queue (window-batcher.ts says how a window works and
+ * why it loses nothing). Queues bills every message (write, read, delete: 3 operations per
+ * 64 KB), so the traces one isolate produces within a short window (TRACE_BATCH_WINDOW_MS) leave
+ * together: packed into batch messages (`{ v: 1, traces }`, up to 64 KB each, traces/messages.ts)
+ * and sent with one `sendBatch`. At one trace per request that is what turns "3 operations per
+ * trace" into "3 operations per message, shared by its traces". A `sendBatch` that fails drops
  * the traces it carried together (logged), where each `send` would have dropped one.
  *
- * One window per queue binding (the Map is keyed by the binding object itself), so TRACES and
- * TRACES_EU never share a message. The runtime hands an isolate's requests the same `env`, hence
- * one window per queue; were it not so, windows would simply hold one trace each.
- *
- * A window is flushed when its timer fires, or at once when it holds what one `sendBatch` may
- * carry (TRACE_WINDOW_MAX_BYTES) or TRACE_WINDOW_MAX_TRACES. Flushing closes it: traces that
- * arrive while its send is in flight open the next window.
+ * One window per queue binding, so TRACES and TRACES_EU never share a message. A window never
+ * holds more than one `sendBatch` call may carry (TRACE_WINDOW_MAX_BYTES) or
+ * TRACE_WINDOW_MAX_TRACES.
  */
+import { WindowBatcher } from "../window-batcher";
 import { chunkForSendBatch, MAX_TRACES_PER_MESSAGE, packTraces, SEND_BATCH_MAX_BYTES, traceBatch, traceBatchBytes, type TraceBatch } from "./messages";
 import type { Trace } from "./schema";
 
@@ -48,9 +32,6 @@ export const TRACE_WINDOW_MAX_TRACES = 4 * MAX_TRACES_PER_MESSAGE;
  * it is gone. Well inside `waitUntil`'s 30 s.
  */
 export const TRACE_SEND_STALL_MS = 10_000;
-/** How often a waiter checks on a call another request runs: from 5 ms, doubling to 100 ms. */
-const CHECK_FIRST_MS = 5;
-const CHECK_MAX_MS = 100;
 
 export interface TraceBatcherOptions {
   /** 0: no waiting beyond the current turn of the event loop (traces added in one burst still share a message). */
@@ -60,35 +41,27 @@ export interface TraceBatcherOptions {
   stallMs?: number;
 }
 
+/** A trace and its JSON size. */
 interface Entry {
   trace: Trace;
   bytes: number;
-  /** The call carrying it settled (sent, or failed and logged). */
-  settled: boolean;
 }
-
-interface Window {
-  queue: Queue;
-  entries: Entry[];
-  bytes: number;
-  openedAt: number;
-  flushed: boolean;
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class TraceBatcher {
-  readonly #windowMs: number;
-  readonly #maxBytes: number;
-  readonly #maxTraces: number;
-  readonly #stallMs: number;
-  readonly #open = new Map<Queue, Window>();
+  readonly #windows: WindowBatcher<Queue, Entry>;
 
   constructor(options: TraceBatcherOptions = {}) {
-    this.#windowMs = Math.max(0, options.windowMs ?? TRACE_BATCH_WINDOW_MS);
-    this.#maxBytes = options.maxBytes ?? TRACE_WINDOW_MAX_BYTES;
-    this.#maxTraces = Math.max(1, options.maxTraces ?? TRACE_WINDOW_MAX_TRACES);
-    this.#stallMs = options.stallMs ?? TRACE_SEND_STALL_MS;
+    this.#windows = new WindowBatcher<Queue, Entry>(
+      "trace",
+      sendEntries,
+      {
+        windowMs: Math.max(0, options.windowMs ?? TRACE_BATCH_WINDOW_MS),
+        maxWeight: options.maxBytes ?? TRACE_WINDOW_MAX_BYTES,
+        maxItems: Math.max(1, options.maxTraces ?? TRACE_WINDOW_MAX_TRACES),
+        stallMs: options.stallMs ?? TRACE_SEND_STALL_MS,
+      },
+      (e) => ({ generationId: e.trace.generation_id }),
+    );
   }
 
   /**
@@ -96,83 +69,40 @@ export class TraceBatcher {
    * once the call carrying it has settled (sent, or failed and logged); never rejects. Call it
    * from the request that produced the trace, and hand the promise to that request's `waitUntil`.
    */
-  async add(queue: Queue, trace: Trace, bytes: number): Promise<void> {
-    let window = this.#open.get(queue);
-    // A trace that would push the window past one sendBatch goes to the next window; this request
-    // sends the full one, and waits for that too (its waitUntil is what keeps the call alive).
-    let previous: Promise<void> | null = null;
-    if (window && window.bytes + bytes > this.#maxBytes) {
-      previous = this.#flush(window);
-      window = undefined;
-    }
-    if (!window) {
-      window = { queue, entries: [], bytes: 0, openedAt: Date.now(), flushed: false };
-      this.#open.set(queue, window);
-    }
-    const entry: Entry = { trace, bytes, settled: false };
-    window.entries.push(entry);
-    window.bytes += bytes;
-    const own = window.entries.length >= this.#maxTraces || window.bytes >= this.#maxBytes ? this.#flush(window) : this.#wait(window, entry);
-    await Promise.all([previous, own]);
-  }
-
-  /** Sleep until the window's end; send it if nobody has, else wait for the call carrying `entry`. */
-  async #wait(window: Window, entry: Entry): Promise<void> {
-    await sleep(Math.max(0, window.openedAt + this.#windowMs - Date.now()));
-    if (!window.flushed) return this.#flush(window);
-    const giveUpAt = Date.now() + this.#stallMs;
-    for (let pause = CHECK_FIRST_MS; !entry.settled; pause = Math.min(pause * 2, CHECK_MAX_MS)) {
-      if (Date.now() >= giveUpAt) {
-        console.warn(JSON.stringify({ level: "warn", msg: "trace's batch send did not settle; sending it alone", generationId: entry.trace.generation_id, waitedMs: this.#stallMs }));
-        return sendEntries(window.queue, [entry]);
-      }
-      await sleep(pause);
-    }
-  }
-
-  /** Close the window (later traces open a new one) and send it from this request. */
-  #flush(window: Window): Promise<void> {
-    window.flushed = true;
-    if (this.#open.get(window.queue) === window) this.#open.delete(window.queue);
-    return sendEntries(window.queue, window.entries);
+  add(queue: Queue, trace: Trace, bytes: number): Promise<void> {
+    return this.#windows.add(queue, { trace, bytes }, bytes);
   }
 }
 
 interface Outgoing {
-  entries: Entry[];
+  traces: Trace[];
   body: TraceBatch;
   bytes: number;
 }
 
 /**
- * Pack entries into batch messages and send them with as few `sendBatch` calls as fit; each
- * entry is marked settled after the call that carried it. Never rejects.
+ * Pack entries into batch messages and send them with as few `sendBatch` calls as fit. A call
+ * that fails drops the traces it carried (logged); the others still go. Never rejects.
  */
-async function sendEntries(queue: Queue, entries: readonly Entry[]): Promise<void> {
+async function sendEntries(queue: Queue, entries: Entry[]): Promise<void> {
+  let unsent: Trace[] = entries.map((e) => e.trace);
   try {
     const messages: Outgoing[] = packTraces(entries, (e) => e.bytes).map((carried) => {
-      const body = traceBatch(carried.map((e) => e.trace));
-      return { entries: carried, body, bytes: traceBatchBytes(carried.map((e) => e.bytes)) };
+      const traces = carried.map((e) => e.trace);
+      return { traces, body: traceBatch(traces), bytes: traceBatchBytes(carried.map((e) => e.bytes)) };
     });
     for (const chunk of chunkForSendBatch(messages, (m) => m.bytes)) {
+      const carried = chunk.flatMap((m) => m.traces);
+      const sent = new Set(carried);
+      unsent = unsent.filter((t) => !sent.has(t));
       try {
         await queue.sendBatch(chunk.map((m) => ({ body: m.body, contentType: "json" as const })));
       } catch (error) {
-        logDropped(
-          chunk.flatMap((m) => m.body.traces),
-          error,
-        );
-      } finally {
-        for (const message of chunk) for (const entry of message.entries) entry.settled = true;
+        logDropped(carried, error);
       }
     }
   } catch (error) {
-    logDropped(
-      entries.filter((e) => !e.settled).map((e) => e.trace),
-      error,
-    );
-  } finally {
-    for (const entry of entries) entry.settled = true;
+    logDropped(unsent, error);
   }
 }
 

@@ -31,32 +31,45 @@ function passThrough(target: object, prop: string | symbol): unknown {
   return typeof value === "function" ? value.bind(target) : value;
 }
 
-/** `statement` whose `run()` pushes D1's `meta.rows_written` to `written`. */
-function meteredStatement(statement: D1PreparedStatement, written: number[]): D1PreparedStatement {
-  return new Proxy(statement, {
+/**
+ * `db` that reports D1's `meta.rows_written` for each insert into `generations` to `written`,
+ * whether it runs alone or in a `batch` (records are written in windows, billing/generation-record).
+ */
+function meteredInserts(db: D1Database, written: number[]): D1Database {
+  const inserts = new WeakSet<D1PreparedStatement>();
+  const mark = (statement: D1PreparedStatement): D1PreparedStatement => {
+    const bind = statement.bind.bind(statement);
+    statement.bind = (...values: unknown[]) => {
+      const bound = bind(...values);
+      const run = bound.run.bind(bound);
+      bound.run = async <T,>() => {
+        const result = await run<T>();
+        written.push(result.meta.rows_written);
+        return result;
+      };
+      inserts.add(bound);
+      return bound;
+    };
+    return statement;
+  };
+  return new Proxy(db, {
     get(target, prop) {
-      if (prop === "bind") return (...values: unknown[]) => meteredStatement(target.bind(...values), written);
-      if (prop === "run") {
-        return async () => {
-          const result = await target.run();
-          written.push(result.meta.rows_written);
-          return result;
+      if (prop === "prepare") {
+        return (query: string) => {
+          const statement = target.prepare(query);
+          return /^insert into "?generations"?[\s(]/i.test(query) ? mark(statement) : statement;
+        };
+      }
+      if (prop === "batch") {
+        return async <T,>(statements: D1PreparedStatement[]) => {
+          const results = await target.batch<T>(statements);
+          statements.forEach((statement, i) => {
+            if (inserts.has(statement)) written.push(results[i]?.meta.rows_written ?? Number.NaN);
+          });
+          return results;
         };
       }
       return passThrough(target, prop);
-    },
-  });
-}
-
-/** `db` that reports the rows written by each insert into `generations` (its `run()`). */
-function meteredInserts(db: D1Database, written: number[]): D1Database {
-  return new Proxy(db, {
-    get(target, prop) {
-      if (prop !== "prepare") return passThrough(target, prop);
-      return (query: string) => {
-        const statement = target.prepare(query);
-        return /^insert into "?generations"?[\s(]/i.test(query) ? meteredStatement(statement, written) : statement;
-      };
     },
   });
 }
