@@ -192,9 +192,10 @@ export async function runLoad(target, { connections, warmupMs, durationMs, windo
  * to its upstream has to hold the difference in memory.
  * @param {Target} target
  * @param {number} bytesPerSecond
+ * @param {(bytes: number) => void} [onBytes]  Told the running total after each chunk.
  * @returns {Promise<Sample>}
  */
-export function readSlowly(target, bytesPerSecond) {
+export function readSlowly(target, bytesPerSecond, onBytes) {
   return new Promise((resolve) => {
     const started = performance.now();
     let bytes = 0;
@@ -208,6 +209,7 @@ export function readSlowly(target, bytesPerSecond) {
       res.on("data", (/** @type {string} */ chunk) => {
         bytes += chunk.length;
         tail = (tail + chunk).slice(-CARRY);
+        onBytes?.(bytes);
         // Pause only when more than 10 ms ahead of the schedule: one timer per small SSE event
         // would make the reader slow for the wrong reason (timer granularity).
         const ahead = (bytes / bytesPerSecond) * 1000 - (performance.now() - firstByteAt);

@@ -43,7 +43,7 @@
  * `POST /__bench/ledger/off`, `POST /__bench/ledger/on`.
  */
 import gateway, { Health as GatewayHealth, Ledger as GatewayLedger, LedgerShard as GatewayLedgerShard } from "../src/index";
-import type { AdmitInput, AdmitResult, SettleInput, SettleResult } from "../src/billing/ledger-schema";
+import type { AdmitInput, AdmitResult, SettleInput, SettleOutcome, SettleResult } from "../src/billing/ledger-schema";
 
 type BenchEnv = Env & { BENCH_LEDGER_DELAY_MS?: string; BENCH_LEDGER_DELAY_SCOPE?: string };
 type Cursor = SqlStorageCursor<Record<string, SqlStorageValue>>;
@@ -102,6 +102,7 @@ const ledgerOffStub = {
     headroom: { freeMicros: Number.MAX_SAFE_INTEGER, ratesTight: false },
   }),
   settle: async (input: SettleInput): Promise<SettleResult> => ({ settled: true, chargedMicros: input.costMicros, balanceMicros: 0 }),
+  settleBatch: async (inputs: SettleInput[]): Promise<SettleOutcome[]> => inputs.map((input) => ({ ok: true, result: { settled: true, chargedMicros: input.costMicros, balanceMicros: 0 } })),
   release: async (): Promise<boolean> => true,
 };
 

@@ -13,10 +13,10 @@
  * local D1 and DOs, the KJ event loop), which `npm run bench` counts in the process's CPU.
  */
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildBundles } from "./build.mjs";
+import { cdp, freePort } from "./inspector.mjs";
 import { startMockChild } from "./mock.mjs";
 import { ANTHROPIC_MODEL, HELLO, OPENAI_MODEL, chatBody, measure } from "./scenarios.mjs";
 import { provision, startGateway } from "./targets.mjs";
@@ -36,50 +36,6 @@ const CASES = {
 function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 && process.argv[i + 1] ? /** @type {string} */ (process.argv[i + 1]) : fallback;
-}
-
-/** A free TCP port on loopback. */
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolvePort(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-/**
- * A minimal Chrome DevTools Protocol client over Node's WebSocket.
- * @param {string} url
- */
-async function cdp(url) {
-  const ws = new WebSocket(url);
-  await new Promise((ok, fail) => {
-    ws.addEventListener("open", ok, { once: true });
-    ws.addEventListener("error", fail, { once: true });
-  });
-  let next = 0;
-  /** @type {Map<number, { ok: (v: any) => void, fail: (e: Error) => void }>} */
-  const pending = new Map();
-  ws.addEventListener("message", (event) => {
-    const message = JSON.parse(String(event.data));
-    const waiter = message.id === undefined ? undefined : pending.get(message.id);
-    if (!waiter) return;
-    pending.delete(message.id);
-    if (message.error) waiter.fail(new Error(`${message.error.message}`));
-    else waiter.ok(message.result);
-  });
-  return {
-    /** @param {string} method @param {Record<string, unknown>} [params] @returns {Promise<any>} */
-    send(method, params = {}) {
-      const id = ++next;
-      ws.send(JSON.stringify({ id, method, params }));
-      return new Promise((ok, fail) => pending.set(id, { ok, fail }));
-    },
-    close: () => ws.close(),
-  };
 }
 
 /**

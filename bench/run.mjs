@@ -14,6 +14,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildBundles } from "./build.mjs";
 import { costPerMillionRequests } from "./cost.mjs";
+import { freePort, heapProbe } from "./inspector.mjs";
 import { startMockChild } from "./mock.mjs";
 import { machineInfo, renderMarkdown, evaluateTargets } from "./report.mjs";
 import {
@@ -140,7 +141,7 @@ function calibrate(config, mock) {
 }
 
 /**
- * The floor and the production gateway side by side: the scenarios, the CPU case, the memory case.
+ * The floor and the production gateway side by side: the scenarios and the CPU case.
  * @param {Config} config
  * @param {MockChild} mock
  * @param {Bundles} bundles
@@ -180,22 +181,51 @@ function compare(config, mock, bundles) {
     };
     log(`  gateway ${cpuCase.gateway.cpuMicrosPerRequest.toFixed(0)} µs CPU per 1,000-chunk translated stream (floor ${cpuCase.floor.cpuMicrosPerRequest.toFixed(0)} µs)`);
 
-    const bigContent = `Hello [[words:${config.memoryWords}]]`;
-    const bigGatewayBody = chatBody(ANTHROPIC_MODEL, bigContent, { stream: true, maxTokens: config.memoryWords });
-    const memory = {
-      words: config.memoryWords,
-      bytesPerSecond: SLOW_READ_BYTES_PER_SECOND,
-      floor: await step("memory floor", () => memoryCase(floorEp, withPrompt(upstream.sse, bigContent, config.memoryWords), SLOW_READ_BYTES_PER_SECOND)),
+    return { scenarios, cpuCase };
+  });
+}
+
+/**
+ * One large stream read slowly, from the floor and from a production gateway of its own, started
+ * with workerd's inspector so the isolate's JavaScript heap can be read (bench/inspector.mjs); the
+ * throughput runs never have a debugger attached.
+ * @param {Config} config
+ * @param {MockChild} mock
+ * @param {Bundles} bundles
+ */
+function memoryRuns(config, mock, bundles) {
+  return phase(async (track) => {
+    const floor = await step("floor started (memory)", () => track(startFloor(ROOT, mock.url)));
+    const inspectorPort = await freePort();
+    const gateway = await step("gateway started with its inspector (memory)", () => track(startGateway(ROOT, "memory", bundles.gateway, mock.url, {}, { inspectorPort })));
+    const gatewayEp = { instance: gateway, key: await provision(gateway, "bench") };
+    const floorEp = { instance: floor, key: "unused-by-the-floor" };
+    const upstreamSse = await upstreamBodyOf(gatewayEp, mock, chatBody(OPENAI_MODEL, HELLO, { stream: true }), true);
+    const heap = await heapProbe(inspectorPort, "memory");
+    try {
+      const bigContent = `Hello [[words:${config.memoryWords}]]`;
+      const bigGatewayBody = chatBody(ANTHROPIC_MODEL, bigContent, { stream: true, maxTokens: config.memoryWords });
+      const floorResult = await step("memory floor", () => memoryCase(floorEp, withPrompt(upstreamSse, bigContent, config.memoryWords), SLOW_READ_BYTES_PER_SECOND));
       // First, read as fast as it comes: the first large stream may grow the isolate's heap for
       // good, and with no backlog to hold this shows the stream's own working set.
-      gatewayFastReader: await step("memory gateway (fast reader)", () => memoryCase(gatewayEp, bigGatewayBody, Infinity)),
-      gateway: [
-        await step("memory gateway (slow reader, 1st)", () => memoryCase(gatewayEp, bigGatewayBody, SLOW_READ_BYTES_PER_SECOND)),
-        await step("memory gateway (slow reader, 2nd)", () => memoryCase(gatewayEp, bigGatewayBody, SLOW_READ_BYTES_PER_SECOND)),
-      ],
-    };
-    log(`  gateway +${memory.gateway.map((m) => m.deltaMb.toFixed(1)).join(" / +")} MB for ${(memory.gateway[0]?.bytes ?? 0) / 1e6} MB streamed`);
-    return { scenarios, cpuCase, memory };
+      const gatewayFastReader = await step("memory gateway (fast reader)", () => memoryCase(gatewayEp, bigGatewayBody, Infinity, { heap }));
+      const midAtBytes = Math.floor(gatewayFastReader.bytes / 2);
+      const memory = {
+        words: config.memoryWords,
+        bytesPerSecond: SLOW_READ_BYTES_PER_SECOND,
+        floor: floorResult,
+        gatewayFastReader,
+        gateway: [
+          await step("memory gateway (slow reader, 1st)", () => memoryCase(gatewayEp, bigGatewayBody, SLOW_READ_BYTES_PER_SECOND, { heap, midAtBytes })),
+          await step("memory gateway (slow reader, 2nd)", () => memoryCase(gatewayEp, bigGatewayBody, SLOW_READ_BYTES_PER_SECOND, { heap, midAtBytes })),
+        ],
+      };
+      const held = memory.gateway.map((m) => (m.heap?.liveMidMb ?? NaN) - (m.heap?.liveBeforeMb ?? NaN));
+      log(`  gateway RSS +${memory.gateway.map((m) => m.deltaMb.toFixed(1)).join(" / +")} MB; live JS heap mid-stream ${held.map((h) => `${h >= 0 ? "+" : ""}${h.toFixed(2)}`).join(" / ")} MB for ${(memory.gateway[0]?.bytes ?? 0) / 1e6} MB streamed`);
+      return memory;
+    } finally {
+      heap.close();
+    }
   });
 }
 
@@ -384,7 +414,8 @@ function pooled(runs) {
  */
 async function runAll(config, mock, bundles) {
   const calibration = await calibrate(config, mock);
-  const { scenarios, cpuCase, memory } = await compare(config, mock, bundles);
+  const { scenarios, cpuCase } = await compare(config, mock, bundles);
+  const memory = await memoryRuns(config, mock, bundles);
   const { metering, baselines } = await meterAndBaselines(config, mock, bundles, scenarios);
   const distance = await distanceRuns(config, mock, bundles, baselines);
   const ledger = await ledgerCost(config, mock, bundles);
@@ -413,6 +444,9 @@ function failures(results) {
   check("cpu case gateway", results.cpuCase.gateway);
   for (const [i, m] of [results.memory.floor, results.memory.gatewayFastReader, ...results.memory.gateway].entries()) {
     if (m.error) out.push(`memory case ${i === 0 ? "floor" : "gateway"}: ${m.error}`);
+  }
+  for (const [i, m] of results.memory.gateway.entries()) {
+    if (m.heap?.liveMidMb == null) out.push(`memory case gateway, slow reader ${i + 1}: no mid-stream heap reading from the inspector`);
   }
   for (const m of results.metering) {
     check(`metering ${m.id}`, m.summary);

@@ -113,14 +113,21 @@ export async function measure(endpoint, body, stream, connections, timing, mockP
 }
 
 /**
- * Peak resident memory of a Worker's workerd above its resting level while one large stream is
- * read slowly: RSS sampled every 20 ms; the baseline is the mean of 10 samples just before.
+ * What one large stream read slowly costs in memory. RSS of the Worker's workerd: sampled every
+ * 20 ms, baseline = mean of 10 samples just before; RSS also counts garbage V8 has not collected
+ * yet and heap pages it keeps after collecting. With `heap` (the isolate's inspector), also the
+ * JavaScript heap: live (used right after a forced full collection) before, once mid-stream when
+ * `midAtBytes` have been read, and after; and the largest used size sampled every 100 ms. Live
+ * mid-stream minus live before is what the stream itself holds: a relay that buffered the
+ * answer ahead of a slow reader would show it there.
  * @param {Endpoint} endpoint
  * @param {string} body
  * @param {number} bytesPerSecond
+ * @param {{ heap?: import("./inspector.mjs").HeapProbe, midAtBytes?: number }} [options]
  */
-export async function memoryCase(endpoint, body, bytesPerSecond) {
+export async function memoryCase(endpoint, body, bytesPerSecond, { heap, midAtBytes = 0 } = {}) {
   const pid = endpoint.instance.pid;
+  const liveBefore = heap ? await heap.liveBytes() : null;
   /** @type {number[]} */
   const before = [];
   for (let i = 0; i < 10; i++) {
@@ -130,10 +137,35 @@ export async function memoryCase(endpoint, body, bytesPerSecond) {
   const baseline = before.reduce((a, b) => a + b, 0) / before.length;
   let peak = baseline;
   const timer = setInterval(() => (peak = Math.max(peak, rssBytes(pid))), 20);
-  const sample = await readSlowly(target(endpoint, body, true), bytesPerSecond).finally(() => clearInterval(timer));
+  let heapPeak = 0;
+  let sampling = false;
+  const heapTimer = heap
+    ? setInterval(() => {
+        if (sampling) return;
+        sampling = true;
+        heap
+          .usage()
+          .then((u) => (heapPeak = Math.max(heapPeak, u.usedBytes)))
+          .catch(() => undefined)
+          .finally(() => (sampling = false));
+      }, 100)
+    : null;
+  /** @type {Promise<number> | null} */
+  let liveMid = null;
+  const onBytes = (/** @type {number} */ bytes) => {
+    if (heap && midAtBytes > 0 && liveMid === null && bytes >= midAtBytes) liveMid = heap.liveBytes();
+  };
+  const sample = await readSlowly(target(endpoint, body, true), bytesPerSecond, onBytes).finally(() => {
+    clearInterval(timer);
+    if (heapTimer) clearInterval(heapTimer);
+  });
   peak = Math.max(peak, rssBytes(pid));
   const mb = (/** @type {number} */ bytes) => bytes / 2 ** 20;
-  return { bytes: sample.bytes, seconds: sample.latencyMs / 1000, baselineMb: mb(baseline), peakMb: mb(peak), deltaMb: mb(peak - baseline), error: sample.error };
+  const heapResult =
+    heap && liveBefore !== null
+      ? { liveBeforeMb: mb(liveBefore), liveMidMb: liveMid ? mb(await liveMid) : null, liveAfterMb: mb(await heap.liveBytes()), peakUsedMb: mb(heapPeak) }
+      : null;
+  return { bytes: sample.bytes, seconds: sample.latencyMs / 1000, baselineMb: mb(baseline), peakMb: mb(peak), deltaMb: mb(peak - baseline), heap: heapResult, error: sample.error };
 }
 
 /**

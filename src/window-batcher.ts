@@ -19,9 +19,9 @@
  * tolerate a repeat (trace receivers dedupe by generation id; generation inserts ignore a
  * conflict).
  *
- * One window per key, compared by identity (a queue or D1 binding object): the runtime hands an
- * isolate's requests the same `env`, hence one window per binding; were it not so, windows would
- * simply hold one item each. A window is flushed when its timer fires, or at once when it holds
+ * One window per key, compared as a Map compares them: a queue or D1 binding object (the runtime
+ * hands an isolate's requests the same `env`, hence one window per binding; were it not so,
+ * windows would simply hold one item each), or a string naming a Durable Object. A window is flushed when its timer fires, or at once when it holds
  * `maxItems` or `maxWeight`. Flushing closes it: items that arrive while its call is in flight
  * open the next window.
  */
@@ -62,7 +62,7 @@ const CHECK_MAX_MS = 100;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export class WindowBatcher<K extends object, T> {
+export class WindowBatcher<K, T> {
   readonly #open = new Map<K, Window<K, T>>();
 
   /** `what` names the items in logs; `describe` picks an item's identifying fields for them. */

@@ -115,6 +115,18 @@ export function sseResponse(body: string): Response {
   return new Response(body, { headers: { "content-type": "text/event-stream" } });
 }
 
+/** An OpenAI stream answering "ok" with usage (5 prompt, 1 completion token), as an upstream sends it. */
+export function okStream(): Response {
+  return sseResponse(
+    sseBody([
+      { choices: [{ index: 0, delta: { role: "assistant", content: "ok" } }] },
+      { choices: [{ index: 0, delta: {}, finish_reason: "stop" }] },
+      { choices: [], usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } },
+      "[DONE]",
+    ]),
+  );
+}
+
 /** Parse an OpenAI SSE response into its JSON chunks, comments counted apart. */
 export async function readSSE(response: Response): Promise<{ chunks: RouterChunk[]; done: boolean; comments: number }> {
   const text = await response.text();

@@ -15,7 +15,7 @@
  */
 import type { KeyContext } from "../auth/api-keys";
 import type { Candidate } from "../routing/plan";
-import type { AdmitInput, AdmitResult, SettleInput, SettleResult } from "./ledger-schema";
+import type { AdmitInput, AdmitResult, SettleInput, SettleOutcome, SettleResult } from "./ledger-schema";
 import { shardForKey, shardName } from "./ledger-shard-policy";
 import type { ShardAdmitInput } from "./ledger-shard";
 
@@ -26,8 +26,18 @@ export const MAX_LEDGER_SHARDS = 64;
 export interface AdmissionTarget {
   /** `ledger`, or the shard's Durable Object name (`<workspace>#shard-<n>`). */
   readonly name: string;
+  /**
+   * Names the object among every workspace's, in every jurisdiction: requests whose settlements
+   * share it may share a `settleBatch` call (billing/settlement-window).
+   */
+  readonly objectKey: string;
   admit(input: AdmitInput): Promise<AdmitResult>;
   settle(input: SettleInput): Promise<SettleResult>;
+  /**
+   * Several settlements in one call. Gets a stub of its own when called, so any request of the
+   * isolate may make the call for the others (a stub belongs to the request that got it).
+   */
+  settleBatch(inputs: SettleInput[]): Promise<SettleOutcome[]>;
   release(holdId: string): Promise<boolean>;
 }
 
@@ -35,6 +45,7 @@ export interface AdmissionTarget {
 interface AdmissionRpc<Input> {
   admit(input: Input): Promise<AdmitResult>;
   settle(input: SettleInput): Promise<SettleResult>;
+  settleBatch(inputs: SettleInput[]): Promise<SettleOutcome[]>;
   release(holdId: string): Promise<boolean>;
 }
 
@@ -60,8 +71,10 @@ export function admissionTarget(namespaces: LedgerNamespaces, auth: KeyContext, 
     const ledger = namespaces.ledger.getByName(workspaceId);
     return {
       name: "ledger",
+      objectKey: `${namespaceId(namespaces.ledger)}:${workspaceId}`,
       admit: (input) => ledger.admit(input),
       settle: (input) => ledger.settle(input),
+      settleBatch: (inputs) => namespaces.ledger.getByName(workspaceId).settleBatch(inputs),
       release: (holdId) => ledger.release(holdId),
     };
   }
@@ -70,9 +83,24 @@ export function admissionTarget(namespaces: LedgerNamespaces, auth: KeyContext, 
   const shard = namespaces.ledgerShard.getByName(name);
   return {
     name,
+    objectKey: `${namespaceId(namespaces.ledgerShard)}:${name}`,
     // The shard learns its workspace, index and count from each admission (its alarm has no input).
     admit: (input) => shard.admit({ ...input, shard: { workspaceId, index, count } }),
     settle: (input) => shard.settle(input),
+    settleBatch: (inputs) => namespaces.ledgerShard.getByName(name).settleBatch(inputs),
     release: (holdId) => shard.release(holdId),
   };
+}
+
+/**
+ * A number per namespace object (the `eu` and the unrestricted namespace of a class name objects
+ * of the same name), stable for the isolate's life since `env` is.
+ */
+const namespaceIds = new WeakMap<object, number>();
+let namespacesSeen = 0;
+function namespaceId(namespace: object): number {
+  const known = namespaceIds.get(namespace);
+  if (known !== undefined) return known;
+  namespaceIds.set(namespace, ++namespacesSeen);
+  return namespacesSeen;
 }

@@ -162,6 +162,33 @@ export interface SettleResult {
   balanceMicros: number;
 }
 
+/**
+ * The most settlements one `settleBatch` call carries (an isolate's window of them,
+ * billing/settlement-window). Each is still checked by `settleInputSchema`, one by one.
+ */
+export const MAX_SETTLE_BATCH = 100;
+export const settleBatchSchema = z.array(z.unknown()).min(1).max(MAX_SETTLE_BATCH);
+
+/** One settlement's answer within a batch: each stands or fails alone. */
+export type SettleOutcome = { ok: true; result: SettleResult } | { ok: false; error: string };
+
+/**
+ * Settle each input in turn, each in its own transaction (`settle`), so one that fails (bad input,
+ * a shard refusing BYOK) rolls back only itself. Answers in input order.
+ */
+export async function settleEach(inputs: unknown, settle: (input: SettleInput) => SettleResult | Promise<SettleResult>): Promise<SettleOutcome[]> {
+  const list = settleBatchSchema.parse(inputs);
+  const outcomes: SettleOutcome[] = [];
+  for (const input of list) {
+    try {
+      outcomes.push({ ok: true, result: await settle(input as SettleInput) });
+    } catch (error) {
+      outcomes.push({ ok: false, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return outcomes;
+}
+
 export const journalKinds = ["topup", "fee", "charge", "refund", "adjustment"] as const;
 export type JournalKind = (typeof journalKinds)[number];
 

@@ -22,7 +22,7 @@ import { reservationMicros } from "./ledger-budget";
 import { ensureLeaseSchema, type LeaseView } from "./ledger-lease";
 import { ensureSchema } from "./ledger-migrations";
 import { emptyUsage } from "./ledger-periods";
-import { admitInputSchema, settleInputSchema, type AdmitResult, type KeyConfig, type SettleInput, type SettleResult } from "./ledger-schema";
+import { admitInputSchema, settleEach, settleInputSchema, type AdmitResult, type KeyConfig, type SettleInput, type SettleOutcome, type SettleResult } from "./ledger-schema";
 import {
   FLUSH_MS,
   IDLE_RETURN_MS,
@@ -161,6 +161,11 @@ export class LedgerShard extends DurableObject<Env> {
     }
     const config = this.#shard.config();
     return config ? this.#ledger(config).settle(input) : { settled: false, chargedMicros: 0, balanceMicros: 0 };
+  }
+
+  /** Several settlements in one call (billing/settlement-window), each as `settle` would, alone. */
+  settleBatch(inputs: SettleInput[]): Promise<SettleOutcome[]> {
+    return settleEach(inputs, (input) => this.settle(input));
   }
 
   /** Drop a hold without charge; the ledger's `release` answers for holds this shard does not know. */

@@ -33,7 +33,9 @@ import {
   type JournalEntry,
   type KeyUsage,
   type SettleInput,
+  type SettleOutcome,
   type SettleResult,
+  settleEach,
 } from "./ledger-schema";
 import { MemoryLedgerStore } from "./ledger-memory-store";
 import { WORKSPACE_SCOPE, keyScope, type Hold } from "./ledger-store";
@@ -129,6 +131,15 @@ export class Ledger extends DurableObject<Env> {
       for (const scope of [keyScope(hold.keyId), WORKSPACE_SCOPE]) store.addTokens(scope, now, tokens);
       return { settled: true, chargedMicros: charged, balanceMicros: store.balance().balance };
     });
+  }
+
+  /**
+   * Several requests' settlements in one call: an isolate's platform-keyed settlements of one
+   * window (billing/settlement-window), one Durable Object request instead of one each. Every
+   * input is settled as `settle` would, alone in its transaction.
+   */
+  settleBatch(inputs: SettleInput[]): Promise<SettleOutcome[]> {
+    return settleEach(inputs, (input) => this.settle(input));
   }
 
   /**

@@ -14,6 +14,7 @@ import type { ByokTerms } from "./byok";
 import type { HoldReceipt } from "./ledger-schema";
 import { basisPointsMicros } from "./fees";
 import { costMicros } from "./pricing";
+import { settleInWindow } from "./settlement-window";
 
 export interface Outcome {
   generationId: string;
@@ -69,35 +70,60 @@ export interface SettlementContext {
   db: D1Database;
   /** The route decision the record keeps. */
   route: RouteAudit;
+  /** A platform-keyed settlement may wait for its object's window (settlement-window `mayWaitForWindow`). */
+  mayWait: boolean;
+}
+
+/** A settlement under way. */
+export interface Settling {
+  /**
+   * What to report as charged: known at once for a platform-keyed request; for a BYOK request,
+   * the ledger's answer (the estimate from `chargeFor` when the ledger could not answer). Never
+   * rejects.
+   */
+  charge: Promise<Charge>;
+  /** The ledger's part, for the request's `waitUntil`; a failure is logged here. Never rejects. */
+  done: Promise<void>;
 }
 
 /**
- * Settle with the object that admitted the request (the ledger or a shard) and return what was
- * charged. A BYOK request's fee is computed inside the
- * ledger's transaction from its platform-equivalent cost and the month's remaining free allowance,
- * so the ledger's answer is the charge.
+ * Settle with the object that admitted the request (the ledger or a shard). A platform-keyed
+ * charge is computed here, and the settlement joins its object's window (billing/
+ * settlement-window) when nothing needs the hold gone at once. A BYOK request's fee
+ * is computed inside the ledger's transaction from its platform-equivalent cost and the month's
+ * remaining free allowance, so the ledger's answer is the charge. The generation record and trace
+ * never wait for the ledger unless they need its answer, and never depend on it succeeding.
  */
-export async function settle(ctx: SettlementContext, outcome: Outcome): Promise<Charge> {
-  const charge = chargeFor(outcome.candidate, outcome.usage, outcome.finishReason, ctx.byokTerms);
-  const ledger = ctx.target;
+export function settle(ctx: SettlementContext, outcome: Outcome): Settling {
+  const expected = chargeFor(outcome.candidate, outcome.usage, outcome.finishReason, ctx.byokTerms);
   const common = {
     holdId: ctx.holdId,
     ...(ctx.receipt ? { receipt: ctx.receipt } : {}),
     tokens: outcome.usage.promptTokens + outcome.usage.completionTokens,
     generationId: outcome.generationId,
   };
-  if (!charge.byok) {
-    await ledger.settle({ ...common, costMicros: charge.chargedMicros });
-    return charge;
+  const failed = (error: unknown) => console.error(JSON.stringify({ level: "error", msg: "settlement failed", generationId: outcome.generationId, holdId: ctx.holdId, target: ctx.target.name, error: String(error) }));
+  if (!expected.byok) {
+    const input = { ...common, costMicros: expected.chargedMicros };
+    const call = ctx.mayWait ? settleInWindow(ctx.target, input) : ctx.target.settle(input);
+    return { charge: Promise.resolve(expected), done: call.then(() => undefined, failed) };
   }
-  const billable = isFree(outcome.usage, outcome.finishReason) ? 0 : charge.upstreamMicros;
-  const settled = await ledger.settle({
-    ...common,
-    costMicros: 0,
-    byok: true,
-    byokUsageMicros: billable,
-    byokFeeBps: ctx.byokTerms.feeBps,
-    byokFreeMonthlyMicros: ctx.byokTerms.freeMonthlyMicros,
-  });
-  return { ...charge, chargedMicros: settled.chargedMicros };
+  const billable = isFree(outcome.usage, outcome.finishReason) ? 0 : expected.upstreamMicros;
+  const charge = ctx.target
+    .settle({
+      ...common,
+      costMicros: 0,
+      byok: true,
+      byokUsageMicros: billable,
+      byokFeeBps: ctx.byokTerms.feeBps,
+      byokFreeMonthlyMicros: ctx.byokTerms.freeMonthlyMicros,
+    })
+    .then(
+      (settled) => ({ ...expected, chargedMicros: settled.chargedMicros }),
+      (error: unknown) => {
+        failed(error);
+        return expected;
+      },
+    );
+  return { charge, done: charge.then(() => undefined) };
 }

@@ -4,7 +4,7 @@
  */
 import { exports } from "cloudflare:workers";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { call, chat, expectError, mswServer, ORIGIN, provision, readSSE, recordUpstream, sseBody, sseResponse } from "../helpers";
+import { call, chat, expectError, mswServer, okStream, ORIGIN, provision, readSSE, recordUpstream } from "../helpers";
 
 /** MAX_BODY_BYTES in wrangler.toml. */
 const MAX_BODY_BYTES = 4_194_304;
@@ -150,16 +150,7 @@ describe("request id", () => {
   });
 
   it("echoes the client's x-request-id on chat completions, JSON and streamed", async () => {
-    const streamed = recordUpstream(() =>
-      sseResponse(
-        sseBody([
-          { choices: [{ index: 0, delta: { role: "assistant", content: "ok" } }] },
-          { choices: [{ index: 0, delta: {}, finish_reason: "stop" }] },
-          { choices: [], usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } },
-          "[DONE]",
-        ]),
-      ),
-    );
+    const streamed = recordUpstream(okStream);
     const ask = { model: "mistralai/mistral-large", messages: [{ role: "user", content: "hi" }] };
     const json = await chat(key, ask, { headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "x-request-id": "chat-json" } });
     expect(json.status).toBe(200);

@@ -12,6 +12,7 @@ import { CappedRestart, openAdmission, type AdmittedHold } from "../../billing/a
 import { outlookScope } from "../../billing/admission-outlook";
 import { recordGeneration } from "../../billing/generation-record";
 import { chargeFor, settle, type Outcome, type SettlementContext } from "../../billing/settlement";
+import { mayWaitForWindow } from "../../billing/settlement-window";
 import { byokTerms } from "../../billing/byok";
 import type { AppEnv } from "../../context";
 import { GatewayError } from "../../errors";
@@ -86,7 +87,16 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   const terms = byokTerms(c.env);
   // Without room to run alongside, `answer` below awaits the admission before any upstream call.
   const gate = openAdmission(target, admissionInput(generation.id, req, plan.candidates, auth, terms.feeBps), outlookScope(target.name, auth.workspace.id, auth.key.id));
-  const settlementFor = (hold: AdmittedHold): SettlementContext => ({ auth, holdId: hold.holdId, receipt: hold.receipt, target, byokTerms: terms, db: residence.stores.db, route });
+  const settlementFor = (hold: AdmittedHold): SettlementContext => ({
+    auth,
+    holdId: hold.holdId,
+    receipt: hold.receipt,
+    target,
+    byokTerms: terms,
+    db: residence.stores.db,
+    route,
+    mayWait: mayWaitForWindow(auth, hold),
+  });
   const release = () => gate.release();
 
   const attempts: AttemptRecord[] = [];
@@ -160,7 +170,9 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
           if (!end.upstreamError) rememberRoute(routed, end.candidate);
           const settlement = settlementFor(await gate.hold);
           const outcome = outcomeOf(end.candidate, end, true);
-          const charge = await settle(settlement, outcome);
+          const settling = settle(settlement, outcome);
+          waitUntil(settling.done);
+          const charge = await settling.charge;
           waitUntil(recordGeneration(settlement, outcome, charge));
           sendTrace({
             served: { candidate: end.candidate, attemptStartedAt: end.attempt.startedAt },
@@ -236,9 +248,10 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
       false,
     );
     const settlement = settlementFor(await gate.hold);
-    const settled = settle(settlement, outcome);
+    const settling = settle(settlement, outcome);
+    waitUntil(settling.done);
     waitUntil(
-      settled.then((charge) => {
+      settling.charge.then((charge) => {
         sendTrace({
           served: { candidate, attemptStartedAt: result.opened.startedAt },
           usage,
@@ -264,7 +277,7 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
     );
     // Platform-keyed charges are known here; a BYOK fee depends on the month's allowance, which
     // only the ledger knows, so a BYOK answer waits for its settlement (one RPC).
-    const charge = candidate.byok ? await settled.catch(() => expected) : expected;
+    const charge = candidate.byok ? await settling.charge : expected;
     const meta = { ...generation, model: candidate.model.id, provider: candidate.endpoint.provider.name };
     return c.json(completionJson(meta, completion, usage, charge), 200, headers(candidate));
   };

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { KeyContext } from "../../../src/auth/api-keys";
 import { admissionTarget } from "../../../src/billing/admission-target";
-import type { AdmitInput, AdmitResult, SettleInput, SettleResult } from "../../../src/billing/ledger-schema";
+import type { AdmitInput, AdmitResult, SettleInput, SettleOutcome, SettleResult } from "../../../src/billing/ledger-schema";
 import { settle, type Outcome, type SettlementContext } from "../../../src/billing/settlement";
 import type { WorkspaceRegion } from "../../../src/db/schema";
 import { routeAudit } from "../../../src/residency/audit";
@@ -18,7 +18,7 @@ import { admitInput } from "../billing/ledger-helpers";
 import { anyKey, catalogOf, chatRequest, modelOf, provider } from "../routing/fixtures";
 import { NamespaceDouble } from "./doubles";
 
-type Call = { jurisdiction: string | null; object: string; method: "admit" | "settle" | "release" };
+type Call = { jurisdiction: string | null; object: string; method: "admit" | "settle" | "settleBatch" | "release" };
 
 /** A fake Ledger or LedgerShard stub that records each RPC with the jurisdiction it was reached in. */
 function fakeStub(calls: Call[], jurisdiction: string | null, object: string) {
@@ -30,6 +30,10 @@ function fakeStub(calls: Call[], jurisdiction: string | null, object: string) {
     settle: async (_input: SettleInput): Promise<SettleResult> => {
       calls.push({ jurisdiction, object, method: "settle" });
       return { settled: true, chargedMicros: 1, balanceMicros: 0 };
+    },
+    settleBatch: async (inputs: SettleInput[]): Promise<SettleOutcome[]> => {
+      calls.push({ jurisdiction, object, method: "settleBatch" });
+      return inputs.map(() => ({ ok: true, result: { settled: true, chargedMicros: 1, balanceMicros: 0 } }));
     },
     release: async (_holdId: string): Promise<boolean> => {
       calls.push({ jurisdiction, object, method: "release" });
@@ -81,7 +85,7 @@ function auth(workspaceId: string, region: WorkspaceRegion, shards: number, limi
 }
 
 /** Admit, settle and release one request of `who` as the chat route does; the calls made. */
-async function run(region: WorkspaceRegion, who: KeyContext, byok: boolean): Promise<Call[]> {
+async function run(region: WorkspaceRegion, who: KeyContext, byok: boolean, mayWait = false): Promise<Call[]> {
   const calls: Call[] = [];
   const testEnv = doubledEnv(calls);
   const stores = residentStores(testEnv, region);
@@ -98,6 +102,7 @@ async function run(region: WorkspaceRegion, who: KeyContext, byok: boolean): Pro
     byokTerms: { feeBps: 500, freeMonthlyMicros: 0 },
     db: stores.value.db,
     route: routeAudit({ candidates: planned, excluded: [], unknownModels: [] }, region, region),
+    mayWait,
   };
   const outcome: Outcome = {
     generationId: "gen-1",
@@ -113,7 +118,9 @@ async function run(region: WorkspaceRegion, who: KeyContext, byok: boolean): Pro
     firstTokenAt: null,
     endedAt: 1,
   };
-  await settle(ctx, outcome);
+  const settling = settle(ctx, outcome);
+  await settling.charge;
+  await settling.done;
   await target.release(admitted.holdId);
   return calls;
 }
@@ -126,6 +133,18 @@ describe("an EU workspace's ledger is asked for in jurisdiction eu", () => {
       { jurisdiction: "eu", object: "acme", method: "settle" },
       { jurisdiction: "eu", object: "acme", method: "release" },
     ]);
+  });
+
+  it("a settlement that waits for its window is sent, batched, to the same EU object", async () => {
+    expect(await run("eu", auth("acme", "eu", 1, false), false, true)).toEqual([
+      { jurisdiction: "eu", object: "acme", method: "admit" },
+      { jurisdiction: "eu", object: "acme", method: "settleBatch" },
+      { jurisdiction: "eu", object: "acme", method: "release" },
+    ]);
+    const sharded = await run("eu", auth("acme", "eu", 4, false), false, true);
+    expect(sharded.map((c) => c.method)).toEqual(["admit", "settleBatch", "release"]);
+    expect(new Set(sharded.map((c) => c.object)).size).toBe(1);
+    expect(sharded.every((c) => c.jurisdiction === "eu")).toBe(true);
   });
 
   it("sharded: the key's EU LedgerShard admits, settles and releases", async () => {
