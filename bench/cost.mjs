@@ -31,7 +31,7 @@ export function costPerMillionRequests(meter, cpuMicrosPerRequest) {
     ["doDurationGbS", ((meter.doCallMs / 1000) * DO_BILLED_GB) / n, "estimate: Σ wall time callers waited on calls × 128 MB (ignores sharing between concurrent calls)"],
     ["doRowsRead", meter.doRowsRead / n, ""],
     ["doRowsWritten", meter.doRowsWritten / n, `includes ${meter.doSetAlarms} setAlarm calls`],
-    ["d1RowsRead", meter.d1RowsRead / n, `${meter.d1Queries} queries`],
+    ["d1RowsRead", meter.d1RowsRead / n, `${meter.d1Queries} statements in ${meter.d1Calls} calls`],
     ["d1RowsWritten", meter.d1RowsWritten / n, ""],
     [
       "queueOperations",

@@ -61,12 +61,14 @@ export async function cdp(url) {
 
 /**
  * The heap of the isolate whose inspector target id contains `name` (Miniflare names targets
- * after the Worker).
+ * after the Worker). workerd runs a forced collection only when the isolate next takes work, so
+ * while one is pending the probe sends `GET poke` (a cheap route of the Worker) every 20 ms.
  * @param {number} port
  * @param {string} name
+ * @param {URL} poke
  * @returns {Promise<HeapProbe>}
  */
-export async function heapProbe(port, name) {
+export async function heapProbe(port, name, poke) {
   const targets = /** @type {Array<{ id: string, webSocketDebuggerUrl: string }>} */ (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json());
   const target = targets.find((t) => t.id.includes(name)) ?? targets[0];
   if (!target) throw new Error("workerd's inspector lists no isolate");
@@ -78,7 +80,13 @@ export async function heapProbe(port, name) {
   return {
     usage,
     liveBytes: async () => {
-      await client.send("HeapProfiler.collectGarbage");
+      let collected = false;
+      const gc = client.send("HeapProfiler.collectGarbage").finally(() => (collected = true));
+      while (!collected) {
+        await Promise.race([gc, fetch(poke).then((r) => r.arrayBuffer())]);
+        if (!collected) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await gc;
       return (await usage()).usedBytes;
     },
     close: () => client.close(),

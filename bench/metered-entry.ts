@@ -58,6 +58,8 @@ const counters = {
   doCallMs: 0,
   doSetAlarms: 0,
   d1Queries: 0,
+  /** Round trips to D1: a batch of statements is one call (and as many queries). */
+  d1Calls: 0,
   d1RowsRead: 0,
   d1RowsWritten: 0,
   queueWrites: 0,
@@ -175,6 +177,7 @@ function meterD1(db: D1Database): void {
     Object.defineProperty(session, name, {
       value: async function (this: unknown, ...args: unknown[]): Promise<unknown> {
         const answer: unknown = await Reflect.apply(original, this, args);
+        counters.d1Calls++;
         tallyD1(answer);
         return answer;
       },

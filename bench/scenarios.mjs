@@ -178,7 +178,8 @@ export async function memoryCase(endpoint, body, bytesPerSecond, { heap, midAtBy
  * @property {number} doSetAlarms
  * @property {number} doRowsRead
  * @property {number} doRowsWritten
- * @property {number} d1Queries
+ * @property {number} d1Queries  Statements (a batch counts each of its statements).
+ * @property {number} d1Calls  Round trips to D1 (a batch is one).
  * @property {number} d1RowsRead
  * @property {number} d1RowsWritten
  * @property {number} queueOperations
