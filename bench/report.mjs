@@ -459,7 +459,7 @@ export function renderMarkdown(report) {
     "",
     "## Ledger on and off: what admission and settlement add",
     "",
-    `The metered gateway (bench/metered-entry.ts) with its ledger objects, and the same process with every ledger call answered in the Worker instead (\`POST /__bench/ledger/off\`: admitted with room to spare, settled as charged, nothing stored). Each row: on, off, off, on, ${Math.round(report.config.durationMs / 2)} ms each after ${report.config.warmupMs} ms warm-up; each side pools its two runs. Latency and TTFT p50 in ms; CPU: µs of the workerd process (Worker, Durable Objects and local D1) per request.`,
+    `The metered gateway (bench/metered-entry.ts) with its ledger objects, and the same process with every ledger call answered in the Worker instead (\`POST /__bench/ledger/off\`: admitted with room to spare, settled as charged, nothing stored). Each row: runs in the order on, off, bare, bare, off, on, on, off, bare, ${Math.round(report.config.durationMs / 2)} ms each after ${report.config.warmupMs} ms warm-up; each side shows its run with the median CPU per request. Latency and TTFT p50 in ms; CPU: µs of the workerd process (Worker, Durable Objects and local D1) per request.`,
     "",
     table(
       ["Scenario", "Conns", "req/s on / off", "Ratio", "Latency p50 on / off", "Added p50", "TTFT p50 on / off", "CPU on / off", "Added CPU", "Ledger calls per request on / off", "Errors"],

@@ -363,14 +363,16 @@ async function distanceRuns(config, mock, bundles, baselines) {
 }
 
 const LEDGER_CASES = SCENARIOS.filter((s) => s.model === OPENAI_MODEL);
+/** The ledger on/off/bare runs of one case, in order: three per side, interleaved. */
+const LEDGER_ORDER = /** @type {const} */ (["on", "off", "bare", "bare", "off", "on", "on", "off", "bare"]);
 
 /**
  * What admission and settlement add, and what is left without them: the metered gateway with its
  * ledger on and switched off (bench/metered-entry.ts), and "bare" — ledger off and a workspace
  * that exports no traces (no enqueue, no consumer, no delivery in the process). Same process.
- * Each case runs on, off, bare, bare, off, on, so a drift over time (JIT, heap, D1 file growth)
- * weighs on every side alike; a side's figure is the mean of its two runs (requests and CPU
- * pooled).
+ * Each case runs LEDGER_ORDER (three runs per side, interleaved), so a drift over time (JIT, heap,
+ * D1 file growth) weighs on every side alike; a side's figures are those of its run with the
+ * median CPU per request, so one run disturbed by the machine does not move the differences.
  * @param {Config} config
  * @param {MockChild} mock
  * @param {Bundles} bundles
@@ -388,7 +390,7 @@ function ledgerCost(config, mock, bundles) {
       const runs = { on: [], off: [], bare: [] };
       /** @type {Record<"on" | "off" | "bare", { requests: number, ledgerRequests: number }>} */
       const calls = { on: { requests: 0, ledgerRequests: 0 }, off: { requests: 0, ledgerRequests: 0 }, bare: { requests: 0, ledgerRequests: 0 } };
-      for (const side of /** @type {const} */ (["on", "off", "bare", "bare", "off", "on"])) {
+      for (const side of LEDGER_ORDER) {
         await meterCall(instance, "POST", `/__bench/ledger/${side === "on" ? "on" : "off"}`);
         await meterCall(instance, "POST", "/__bench/meter/reset");
         const endpoint = side === "bare" ? quiet : traced;
@@ -401,9 +403,9 @@ function ledgerCost(config, mock, bundles) {
         runs[side].push(run);
       }
       await meterCall(instance, "POST", "/__bench/ledger/on");
-      const on = pooled(runs.on);
-      const off = pooled(runs.off);
-      const bare = pooled(runs.bare);
+      const on = medianByCpu(runs.on);
+      const off = medianByCpu(runs.off);
+      const bare = medianByCpu(runs.bare);
       const perRequest = (/** @type {"on" | "off" | "bare"} */ side) => calls[side].ledgerRequests / calls[side].requests;
       log(`  on ${brief(on)} | off ${brief(off)} | bare ${brief(bare)}; ledger calls per request ${perRequest("on").toFixed(2)} / ${perRequest("off").toFixed(2)}`);
       cases.push({ ...s, on, off, bare, doCallsPerRequest: { on: perRequest("on"), off: perRequest("off"), bare: perRequest("bare") } });
@@ -413,33 +415,18 @@ function ledgerCost(config, mock, bundles) {
 }
 
 /**
- * Two runs of the same case as one: requests, errors and CPU summed; rates, latencies and
- * busy-ness averaged.
+ * The run with the median CPU per request (errors summed over all, so none is hidden).
  * @param {Measured[]} runs
  * @returns {Measured}
  */
-function pooled(runs) {
-  const [a, b] = /** @type {[Measured, Measured]} */ (runs);
-  const mean = (/** @type {number} */ x, /** @type {number} */ y) => (x + y) / 2;
-  /** @param {{ p50: number, p99: number } | null} x @param {{ p50: number, p99: number } | null} y */
-  const spread = (x, y) => (x && y ? { ...x, p50: mean(x.p50, y.p50), p99: mean(x.p99, y.p99) } : null);
-  const requests = a.requests + b.requests;
+function medianByCpu(runs) {
+  const sorted = [...runs].sort((a, b) => a.cpuMicrosPerRequest - b.cpuMicrosPerRequest);
+  const median = /** @type {Measured} */ (sorted[Math.floor((sorted.length - 1) / 2)]);
   return {
-    ...a,
-    requests,
-    errors: a.errors + b.errors,
-    non2xx: a.non2xx + b.non2xx,
-    errorSamples: [...a.errorSamples, ...b.errorSamples],
-    rps: mean(a.rps, b.rps),
-    latencyMs: /** @type {Measured["latencyMs"]} */ (spread(a.latencyMs, b.latencyMs)),
-    ttftMs: spread(a.ttftMs, b.ttftMs),
-    ttfbMs: spread(a.ttfbMs, b.ttfbMs),
-    bytesPerRequest: mean(a.bytesPerRequest, b.bytesPerRequest),
-    cpuMicrosPerRequest: (a.cpuMicrosPerRequest * a.requests + b.cpuMicrosPerRequest * b.requests) / requests,
-    workerdCpuPct: mean(a.workerdCpuPct, b.workerdCpuPct),
-    clientCpuPct: mean(a.clientCpuPct, b.clientCpuPct),
-    mockCpuPct: mean(a.mockCpuPct, b.mockCpuPct),
-    otherCpuPct: mean(a.otherCpuPct, b.otherCpuPct),
+    ...median,
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+    non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
+    errorSamples: runs.flatMap((r) => r.errorSamples),
   };
 }
 

@@ -2,10 +2,14 @@
  * @module billing/ledger-shard-store
  * The LedgerShard's own tables, beside the ledger tables it reuses (its `balance` row and journal
  * are the books of its lease: grants in, charges and returns out). Created idempotently behind
- * their own version key in `ledger_meta`. Tables (shard schema version 1):
+ * their own version key in `ledger_meta`. Tables (shard schema version 2):
  * - `shard_config`: the workspace the shard serves, its index and the current shard count.
  * - `outbox`: charges and returns not yet acknowledged by the ledger, numbered; the ledger applies
- *   each id once, so a resent batch never charges twice.
+ *   each id once and takes ids at or below the last it applied as retries, so ids must only grow.
+ *   Since version 2 an entry's id is its journal entry's (every charge and return is journaled
+ *   first, in the same transaction, and journal rows are never deleted, so journal ids only grow)
+ *   plus `outbox_id_offset`: version 1 numbered entries with AUTOINCREMENT, which costs a
+ *   sqlite_sequence row per entry, and the offset keeps new ids above every id it issued.
  * - `key_checks`: when the shard last read each key's status from the ledger.
  */
 import type { LeaseEntry } from "./ledger-lease";
@@ -29,7 +33,27 @@ const MIGRATIONS: readonly (readonly string[])[] = [
     )`,
     `CREATE TABLE key_checks (key_id TEXT PRIMARY KEY, checked_at INTEGER NOT NULL)`,
   ],
+  [
+    // New ids are journal ids + offset; the offset lifts them above the last AUTOINCREMENT id.
+    `INSERT OR REPLACE INTO ledger_meta (key, value) VALUES ('outbox_id_offset',
+      MAX(0, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) - COALESCE((SELECT MAX(id) FROM journal), 0)))`,
+    `CREATE TABLE outbox_v2 (
+      id INTEGER PRIMARY KEY,
+      kind TEXT NOT NULL CHECK (kind IN ('charge', 'return')),
+      key_id TEXT,
+      amount INTEGER NOT NULL CHECK (amount >= 0),
+      byok_usage INTEGER NOT NULL,
+      reference TEXT,
+      at INTEGER NOT NULL
+    )`,
+    `INSERT INTO outbox_v2 (id, kind, key_id, amount, byok_usage, reference, at) SELECT id, kind, key_id, amount, byok_usage, reference, at FROM outbox`,
+    `DROP TABLE outbox`,
+    `ALTER TABLE outbox_v2 RENAME TO outbox`,
+  ],
 ];
+
+/** The id an outbox entry takes: its journal entry's (the newest), lifted by the version 1 offset. */
+const OUTBOX_ID = `(SELECT MAX(id) FROM journal) + COALESCE((SELECT value FROM ledger_meta WHERE key = 'outbox_id_offset'), 0)`;
 
 /** Bring the shard tables to the current version (the ledger tables are made by their own migrations). */
 export function ensureShardSchema(storage: DurableObjectStorage): void {
@@ -81,12 +105,14 @@ export class ShardStore {
     this.sql.exec("INSERT INTO ledger_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
   }
 
+  /** Queue a charge for the ledger. Call it right after journaling the charge (its id is the entry's). */
   addCharge(keyId: string, amount: number, byokUsage: number, reference: string, at: number): void {
-    this.sql.exec("INSERT INTO outbox (kind, key_id, amount, byok_usage, reference, at) VALUES ('charge', ?, ?, ?, ?, ?)", keyId, amount, byokUsage, reference, at);
+    this.sql.exec(`INSERT INTO outbox (id, kind, key_id, amount, byok_usage, reference, at) VALUES (${OUTBOX_ID}, 'charge', ?, ?, ?, ?, ?)`, keyId, amount, byokUsage, reference, at);
   }
 
+  /** Queue a return for the ledger. Call it right after journaling the return (its id is the entry's). */
   addReturn(amount: number, at: number): void {
-    this.sql.exec("INSERT INTO outbox (kind, key_id, amount, byok_usage, reference, at) VALUES ('return', NULL, ?, 0, NULL, ?)", amount, at);
+    this.sql.exec(`INSERT INTO outbox (id, kind, key_id, amount, byok_usage, reference, at) VALUES (${OUTBOX_ID}, 'return', NULL, ?, 0, NULL, ?)`, amount, at);
   }
 
   /** The oldest `limit` unacknowledged entries, in id order. */

@@ -224,7 +224,9 @@ describe("reporting to the ledger", () => {
     if (!admitted.ok) throw new Error("expected admission");
     expect(await shard.settle(settleInput("r", 1_500))).toEqual({ settled: true, chargedMicros: 1_500, balanceMicros: 8_500 });
     expect(await shard.settle(settleInput("r", 1_500))).toMatchObject({ settled: false, chargedMicros: 0 });
-    const entries = [{ id: 1, kind: "charge" as const, keyId: "key-1", amountMicros: 1_500, byokUsageMicros: 0, reference: "gen-r", at: T0 }];
+    // The batch the shard will send, sent once more by hand first (as after a lost acknowledgement).
+    const [queued] = await runInDurableObject(shard, (_, state) => state.storage.sql.exec<{ id: number }>("SELECT id FROM outbox").toArray());
+    const entries = [{ id: queued!.id, kind: "charge" as const, keyId: "key-1", amountMicros: 1_500, byokUsageMicros: 0, reference: "gen-r", at: T0 }];
     const name = shardName(ws.id, 0);
     const once = await ws.ledger.settleLease(name, entries, T0);
     const twice = await ws.ledger.settleLease(name, entries, T0);

@@ -10,6 +10,7 @@ import { env } from "cloudflare:workers";
 import type { Ledger } from "../../../src/billing/ledger";
 import type { LedgerShard } from "../../../src/billing/ledger-shard";
 import { shardName } from "../../../src/billing/ledger-shard-policy";
+import { ensureShardSchema } from "../../../src/billing/ledger-shard-store";
 import { CHECKPOINT_EVERY } from "../../../src/billing/ledger-memory-store";
 import { ensureSchema } from "../../../src/billing/ledger-migrations";
 import { T0, admitInput, expectBalanced, freshLedger, keyConfig, settleInput } from "./ledger-helpers";
@@ -115,9 +116,10 @@ describe("schema version 3", () => {
 
 describe("rows written per request on a LedgerShard", () => {
   // Holds stay in the shard's table (an unknown hold there is forwarded to the Ledger, so they must
-  // survive restarts). The outbox's AUTOINCREMENT costs a sqlite_sequence row per entry: its ids
-  // must never be reused, because the Ledger takes ids at or below the last applied one as retries.
-  it("writes the hold, then on settlement deletes it, journals the charge, moves the lease and queues it for the ledger (2 rows): 6 rows between refills", async () => {
+  // survive restarts). An outbox entry takes its journal entry's id (shard schema 2), so it costs
+  // no sqlite_sequence row: its ids only grow, as the Ledger needs (it takes ids at or below the
+  // last applied one as retries).
+  it("writes the hold, then on settlement deletes it, journals the charge, moves the lease and queues it for the ledger: 5 rows between refills", async () => {
     const workspaceId = crypto.randomUUID();
     await env.LEDGER.getByName(workspaceId).topUp(100_000_000, 0);
     const shard = env.LEDGER_SHARD.getByName(shardName(workspaceId, 0));
@@ -148,8 +150,39 @@ describe("rows written per request on a LedgerShard", () => {
       return out;
     });
     const steady = counts.slice(3);
-    expect(steady.map((c) => c.settle)).toEqual([5, 5, 5, 5, 5]);
+    expect(steady.map((c) => c.settle)).toEqual([4, 4, 4, 4, 4]);
     // An admission writes its hold; now and then one also refills the lease from the ledger.
     expect(steady.filter((c) => c.admit === 1).length).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe("shard schema 2: outbox ids from the journal", () => {
+  it("keeps a version 1 shard's queued entries, and numbers new ones above every id AUTOINCREMENT issued", async () => {
+    const workspaceId = crypto.randomUUID();
+    await env.LEDGER.getByName(workspaceId).topUp(100_000_000, 0);
+    const shard = env.LEDGER_SHARD.getByName(shardName(workspaceId, 0));
+    const ids = await runInDurableObject(shard, async (instance: LedgerShard, state) => {
+      const sql = state.storage.sql;
+      // A shard as version 1 left it: an AUTOINCREMENT outbox that has issued ids up to 500 (far
+      // past its journal's), one entry still queued.
+      sql.exec("DROP TABLE outbox");
+      sql.exec(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL CHECK (kind IN ('charge', 'return')), key_id TEXT, amount INTEGER NOT NULL CHECK (amount >= 0), byok_usage INTEGER NOT NULL, reference TEXT, at INTEGER NOT NULL)",
+      );
+      sql.exec("INSERT INTO outbox (id, kind, key_id, amount, byok_usage, reference, at) VALUES (500, 'charge', 'key-1', 7, 0, 'gen-old', ?)", T0);
+      sql.exec("UPDATE ledger_meta SET value = 1 WHERE key = 'shard_schema_version'");
+      sql.exec("DELETE FROM ledger_meta WHERE key = 'outbox_id_offset'");
+      ensureShardSchema(state.storage);
+      expect(sql.exec("SELECT sql FROM sqlite_master WHERE name = 'outbox'").one().sql).not.toMatch(/AUTOINCREMENT/);
+      for (let i = 0; i < 3; i++) {
+        const admitted = await instance.admit({ ...admitInput({ now: T0 + i }), shard: { workspaceId, index: 0, count: 1 } });
+        if (!admitted.ok) throw new Error("refused");
+        await instance.settle(settleInput(admitted.holdId, 1_000 + i, T0 + i));
+      }
+      return sql.exec<{ id: number; reference: string; amount: number }>("SELECT id, reference, amount FROM outbox ORDER BY id").toArray();
+    });
+    expect(ids[0]).toEqual({ id: 500, reference: "gen-old", amount: 7 });
+    expect(ids.slice(1).map((r) => r.amount)).toEqual([1_000, 1_001, 1_002]);
+    for (let i = 1; i < ids.length; i++) expect(ids[i]!.id).toBeGreaterThan(ids[i - 1]!.id);
   });
 });
