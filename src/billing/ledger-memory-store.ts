@@ -36,7 +36,8 @@ import {
   type NewJournalEntry,
   type StoredKey,
 } from "./ledger-store";
-import type { KeyConfig } from "./ledger-schema";
+import { HOLD_TTL_MS } from "./ledger-admit";
+import type { HoldReceipt, KeyConfig } from "./ledger-schema";
 
 /** Journal entries between two checkpoints: the most a restart replays. */
 export const CHECKPOINT_EVERY = 64;
@@ -144,6 +145,35 @@ export class MemoryLedgerStore extends LedgerStore {
   /** Whether a charge referencing `reference` was journalled after entry `afterId`. */
   charged(reference: string, afterId: number): boolean {
     return this.sql.exec("SELECT 1 FROM journal WHERE id > ? AND kind = 'charge' AND reference = ? LIMIT 1", afterId, reference).toArray().length > 0;
+  }
+
+  /** The receipt of a live hold, naming the instance that holds it (null if the hold is not here). */
+  receipt(holdId: string, issuer: "ledger" | "shard", incarnation: string): HoldReceipt | null {
+    const hold = this.#holds.get(holdId);
+    if (!hold) return null;
+    return { issuer, incarnation, journalId: this.#lastJournalId, at: hold.createdAt, keyId: hold.keyId, byok: hold.byok, promptTokens: hold.promptTokens };
+  }
+
+  /**
+   * The hold a receipt describes, when another instance (not `incarnation`) issued it and its
+   * charge is not in the journal yet. Null otherwise: an instance's own holds are known or gone.
+   * A zero charge leaves no journal entry, so a settlement of a lost hold retried after yet
+   * another restart would count a free request's BYOK usage (never money) twice.
+   */
+  lostHold(receipt: HoldReceipt | undefined, reference: string, incarnation: string): Hold | null {
+    if (!receipt || receipt.incarnation === incarnation) return null;
+    if (this.charged(reference, receipt.journalId)) return null;
+    return {
+      id: `lost:${reference}`,
+      keyId: receipt.keyId,
+      amount: 0,
+      byok: receipt.byok,
+      maxTokens: 0,
+      capped: false,
+      promptTokens: receipt.promptTokens,
+      createdAt: receipt.at,
+      expiresAt: receipt.at + HOLD_TTL_MS,
+    };
   }
 
   override balance(): BalanceRow {
@@ -278,6 +308,14 @@ export class MemoryLedgerStore extends LedgerStore {
   /** Holds in memory need no alarm: one past its lifetime is dropped by the next call. */
   override setAlarmAt(at: number | null): void {
     this.#alarmAt = at;
+  }
+
+  /**
+   * Register a step that puts memory the caller owns back if the running transaction throws (the
+   * LedgerShard's outbox moves with its journal).
+   */
+  onRollback(step: () => void): void {
+    this.#record(step);
   }
 
   #record(step: () => void): void {

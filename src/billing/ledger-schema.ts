@@ -101,8 +101,8 @@ export type AdmitResult =
       /** What the admitting object saw after this hold, for the isolate's next decision. */
       headroom: Headroom;
       /**
-       * What the Ledger needs to settle the request even if it lost the hold (its holds live in
-       * memory): the caller hands it back with `settle`. Absent from a shard's own admissions.
+       * What the admitting object (the Ledger or a LedgerShard) needs to settle the request even if
+       * it lost the hold (holds live in memory): the caller hands it back with `settle`.
        */
       receipt?: HoldReceipt;
     }
@@ -114,6 +114,11 @@ export type AdmitResult =
  * lost with a restart, charged once (the journal after `journalId` is searched for its charge).
  */
 export const holdReceiptSchema = z.object({
+  /**
+   * Which kind of object admitted: a LedgerShard's receipt is only ever honoured by that shard (it
+   * charges its lease), never by the Ledger. Absent on receipts issued before shards had them.
+   */
+  issuer: z.enum(["ledger", "shard"]).optional(),
   incarnation: z.string().min(1).max(64),
   /** The last journal entry when the hold was made: its charge, if any, comes after. */
   journalId: count,

@@ -1,16 +1,19 @@
 /**
  * @module billing/ledger-shard-store
- * The LedgerShard's own tables, beside the ledger tables it reuses (its `balance` row and journal
- * are the books of its lease: grants in, charges and returns out). Created idempotently behind
- * their own version key in `ledger_meta`. Tables (shard schema version 2):
+ * The LedgerShard's own tables and its outbox, beside the ledger tables it reuses (its `balance`
+ * row and journal are the books of its lease: grants in, charges and returns out). Created
+ * idempotently behind their own version key in `ledger_meta`. Tables (shard schema version 3):
  * - `shard_config`: the workspace the shard serves, its index and the current shard count.
- * - `outbox`: charges and returns not yet acknowledged by the ledger, numbered; the ledger applies
- *   each id once and takes ids at or below the last it applied as retries, so ids must only grow.
- *   Since version 2 an entry's id is its journal entry's (every charge and return is journaled
- *   first, in the same transaction, and journal rows are never deleted, so journal ids only grow)
- *   plus `outbox_id_offset`: version 1 numbered entries with AUTOINCREMENT, which costs a
- *   sqlite_sequence row per entry, and the offset keeps new ids above every id it issued.
- * - `key_checks`: when the shard last read each key's status from the ledger.
+ * - `outbox`: only drained since version 3. Versions 1 and 2 queued charges and returns there;
+ *   since version 3 the outbox is the shard's journal itself: every charge and every lease return
+ *   is journalled anyway, so the entries after the last one the Ledger acknowledged
+ *   (`outbox_acked`) are what it has not applied yet. That saved a row written per settlement
+ *   (and one deleted per flush). Entry ids are journal ids lifted by `outbox_id_offset` (computed
+ *   by version 2 above every id AUTOINCREMENT issued), so they only grow, as the Ledger needs (it
+ *   takes ids at or below the last applied as retries); journal entries up to
+ *   `outbox_journal_from` (the newest when version 3 ran) were queued in the table, not here.
+ * - `key_checks`: no longer written (a shard keeps the time of its last key check in memory and
+ *   checks again after a restart).
  */
 import type { LeaseEntry } from "./ledger-lease";
 
@@ -50,10 +53,12 @@ const MIGRATIONS: readonly (readonly string[])[] = [
     `DROP TABLE outbox`,
     `ALTER TABLE outbox_v2 RENAME TO outbox`,
   ],
+  [
+    // Entries journalled from here on reach the Ledger from the journal; older ones from the table.
+    `INSERT OR REPLACE INTO ledger_meta (key, value) VALUES ('outbox_journal_from', COALESCE((SELECT MAX(id) FROM journal), 0))`,
+  ],
 ];
 
-/** The id an outbox entry takes: its journal entry's (the newest), lifted by the version 1 offset. */
-const OUTBOX_ID = `(SELECT MAX(id) FROM journal) + COALESCE((SELECT value FROM ledger_meta WHERE key = 'outbox_id_offset'), 0)`;
 
 /** Bring the shard tables to the current version (the ledger tables are made by their own migrations). */
 export function ensureShardSchema(storage: DurableObjectStorage): void {
@@ -72,29 +77,45 @@ export interface ShardConfig {
   count: number;
 }
 
+/** The journal note of a lease return: the one kind of adjustment that is an outbox entry. */
+export const LEASE_RETURN_NOTE = "lease return";
+
 /** Numbers the shard remembers in `ledger_meta`. */
-export type ShardMetaKey = "ledger_balance" | "ledger_available" | "reclaim";
+export type ShardMetaKey = "ledger_balance" | "ledger_available" | "reclaim" | "outbox_acked" | "outbox_id_offset" | "outbox_journal_from";
 
 type OutboxRow = { id: number; kind: string; key_id: string | null; amount: number; byok_usage: number; reference: string | null; at: number };
+type JournalOutboxRow = { id: number; kind: string; key_id: string | null; amount: number; reference: string | null; at: number };
 
 /** Typed access to the shard tables. Every method is synchronous. */
 export class ShardStore {
+  #config: ShardConfig | null | undefined;
+
   constructor(private readonly sql: SqlStorage) {}
 
+  /** Which shard this object is (cached: it changes only through `saveConfig`). */
   config(): ShardConfig | null {
+    if (this.#config !== undefined) return this.#config;
     const row = this.sql
       .exec<{ workspace_id: string; shard_index: number; shard_count: number }>("SELECT workspace_id, shard_index, shard_count FROM shard_config")
       .toArray()[0];
-    return row ? { workspaceId: row.workspace_id, index: row.shard_index, count: row.shard_count } : null;
+    this.#config = row ? { workspaceId: row.workspace_id, index: row.shard_index, count: row.shard_count } : null;
+    return this.#config;
   }
 
+  /** Store the config; call inside the transaction that needs it (a rollback drops the cache). */
   saveConfig(config: ShardConfig): void {
+    this.#config = undefined;
     this.sql.exec(
       "INSERT INTO shard_config (id, workspace_id, shard_index, shard_count) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workspace_id = excluded.workspace_id, shard_index = excluded.shard_index, shard_count = excluded.shard_count",
       config.workspaceId,
       config.index,
       config.count,
     );
+  }
+
+  /** Forget cached state after a rolled-back transaction. */
+  dropCache(): void {
+    this.#config = undefined;
   }
 
   meta(key: ShardMetaKey): number | null {
@@ -105,51 +126,63 @@ export class ShardStore {
     this.sql.exec("INSERT INTO ledger_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
   }
 
-  /** Queue a charge for the ledger. Call it right after journaling the charge (its id is the entry's). */
-  addCharge(keyId: string, amount: number, byokUsage: number, reference: string, at: number): void {
-    this.sql.exec(`INSERT INTO outbox (id, kind, key_id, amount, byok_usage, reference, at) VALUES (${OUTBOX_ID}, 'charge', ?, ?, ?, ?, ?)`, keyId, amount, byokUsage, reference, at);
-  }
-
-  /** Queue a return for the ledger. Call it right after journaling the return (its id is the entry's). */
-  addReturn(amount: number, at: number): void {
-    this.sql.exec(`INSERT INTO outbox (id, kind, key_id, amount, byok_usage, reference, at) VALUES (${OUTBOX_ID}, 'return', NULL, ?, 0, NULL, ?)`, amount, at);
-  }
-
-  /** The oldest `limit` unacknowledged entries, in id order. */
-  outbox(limit: number): LeaseEntry[] {
-    return this.sql
-      .exec<OutboxRow>("SELECT id, kind, key_id, amount, byok_usage, reference, at FROM outbox ORDER BY id LIMIT ?", limit)
+  /**
+   * Every entry the Ledger has not acknowledged, oldest first: what is left in the version 1–2
+   * table, then the charges and lease returns journalled since. Read once, when the object starts.
+   */
+  unacknowledged(): LeaseEntry[] {
+    const acked = this.meta("outbox_acked") ?? 0;
+    const offset = this.outboxIdOffset();
+    const from = Math.max(this.meta("outbox_journal_from") ?? 0, acked - offset);
+    const table = this.sql
+      .exec<OutboxRow>("SELECT id, kind, key_id, amount, byok_usage, reference, at FROM outbox WHERE id > ? ORDER BY id", acked)
       .toArray()
-      .map((row): LeaseEntry => {
-        if (row.kind === "return") return { id: row.id, kind: "return", amountMicros: row.amount, at: row.at };
-        if (row.kind === "charge" && row.key_id !== null && row.reference !== null) {
-          return { id: row.id, kind: "charge", keyId: row.key_id, amountMicros: row.amount, byokUsageMicros: row.byok_usage, reference: row.reference, at: row.at };
-        }
-        throw new Error(`ledger shard: malformed outbox row ${row.id}`);
-      });
-  }
-
-  /** µ$ of charges (and returns) not yet acknowledged, and how many entries. */
-  unreported(): { charges: number; returns: number; entries: number } {
-    return this.sql
-      .exec<{ charges: number; returns: number; entries: number }>(
-        `SELECT COALESCE(SUM(CASE WHEN kind = 'charge' THEN amount ELSE 0 END), 0) AS charges,
-                COALESCE(SUM(CASE WHEN kind = 'return' THEN amount ELSE 0 END), 0) AS returns,
-                COUNT(*) AS entries FROM outbox`,
+      .map(entryFromTableRow);
+    const journal = this.sql
+      .exec<JournalOutboxRow>(
+        "SELECT id, kind, key_id, amount, reference, at FROM journal WHERE id > ? AND (kind = 'charge' OR (kind = 'adjustment' AND note = ?)) ORDER BY id",
+        from,
+        LEASE_RETURN_NOTE,
       )
-      .one();
+      .toArray()
+      .map((row) => entryFromJournalRow(row, offset));
+    return [...table, ...journal];
   }
 
-  /** Drop the entries the ledger has applied. */
-  dropOutbox(ackedId: number): void {
+  /** The outbox id of the journal entry `journalId`. */
+  outboxId(journalId: number): number {
+    return journalId + this.outboxIdOffset();
+  }
+
+  /** Remember what the Ledger acknowledged; entries of the version 1–2 table it applied go. */
+  acknowledge(ackedId: number): void {
+    if ((this.meta("outbox_acked") ?? 0) >= ackedId) return;
+    this.setMeta("outbox_acked", ackedId);
     this.sql.exec("DELETE FROM outbox WHERE id <= ?", ackedId);
   }
 
-  keyCheckedAt(keyId: string): number | null {
-    return this.sql.exec<{ checked_at: number }>("SELECT checked_at FROM key_checks WHERE key_id = ?", keyId).toArray()[0]?.checked_at ?? null;
-  }
+  #offset: number | undefined;
 
-  setKeyChecked(keyId: string, at: number): void {
-    this.sql.exec("INSERT INTO key_checks (key_id, checked_at) VALUES (?, ?) ON CONFLICT (key_id) DO UPDATE SET checked_at = excluded.checked_at", keyId, at);
+  private outboxIdOffset(): number {
+    this.#offset ??= this.meta("outbox_id_offset") ?? 0;
+    return this.#offset;
   }
+}
+
+function entryFromTableRow(row: OutboxRow): LeaseEntry {
+  if (row.kind === "return") return { id: row.id, kind: "return", amountMicros: row.amount, at: row.at };
+  if (row.kind === "charge" && row.key_id !== null && row.reference !== null) {
+    return { id: row.id, kind: "charge", keyId: row.key_id, amountMicros: row.amount, byokUsageMicros: row.byok_usage, reference: row.reference, at: row.at };
+  }
+  throw new Error(`ledger shard: malformed outbox row ${row.id}`);
+}
+
+function entryFromJournalRow(row: JournalOutboxRow, offset: number): LeaseEntry {
+  const id = row.id + offset;
+  // Journal amounts are signed (money out is negative); the Ledger takes positive amounts.
+  if (row.kind === "adjustment") return { id, kind: "return", amountMicros: -row.amount, at: row.at };
+  if (row.key_id !== null && row.reference !== null) {
+    return { id, kind: "charge", keyId: row.key_id, amountMicros: -row.amount, byokUsageMicros: 0, reference: row.reference, at: row.at };
+  }
+  throw new Error(`ledger shard: malformed journal charge ${row.id}`);
 }

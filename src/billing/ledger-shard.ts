@@ -14,6 +14,11 @@
  *
  * Not leased: keys with a credit limit and BYOK admissions go to the ledger itself (the limit and
  * the monthly BYOK allowance are workspace-wide counters only the ledger can keep exact).
+ *
+ * State is kept like the Ledger's (ledger-memory-store): holds in memory, each charge one journal
+ * row, the lease balance checkpointed. Admissions return a receipt naming this instance, so a
+ * settlement that reaches a restarted shard still charges the lease, once. The outbox is the
+ * journal after the last entry the Ledger acknowledged (ledger-shard-store), held in memory.
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
@@ -21,8 +26,18 @@ import { admitRequest, type Admission } from "./ledger-admit";
 import { reservationMicros } from "./ledger-budget";
 import { ensureLeaseSchema, type LeaseView } from "./ledger-lease";
 import { ensureSchema } from "./ledger-migrations";
+import { MemoryLedgerStore } from "./ledger-memory-store";
 import { emptyUsage } from "./ledger-periods";
-import { admitInputSchema, settleEach, settleInputSchema, type AdmitResult, type KeyConfig, type SettleInput, type SettleOutcome, type SettleResult } from "./ledger-schema";
+import {
+  admitInputSchema,
+  settleEach,
+  settleInputSchema,
+  type AdmitResult,
+  type KeyConfig,
+  type SettleInput,
+  type SettleOutcome,
+  type SettleResult,
+} from "./ledger-schema";
 import {
   FLUSH_MS,
   IDLE_RETURN_MS,
@@ -33,8 +48,9 @@ import {
   splitLimits,
   type RecentReservation,
 } from "./ledger-shard-policy";
-import { ShardStore, ensureShardSchema, type ShardConfig } from "./ledger-shard-store";
-import { LedgerStore, WORKSPACE_SCOPE, keyScope } from "./ledger-store";
+import { Outbox } from "./ledger-shard-outbox";
+import { LEASE_RETURN_NOTE, ShardStore, ensureShardSchema, type ShardConfig } from "./ledger-shard-store";
+import { WORKSPACE_SCOPE, keyScope } from "./ledger-store";
 import { sameJurisdiction } from "../residency/jurisdiction";
 
 const clock = z.number().int().optional();
@@ -61,11 +77,26 @@ export interface ShardLeaseView {
   unreportedReturnsMicros: number;
 }
 
+/**
+ * A plain copy of what a call to the Ledger returned, to hand on as this object's own answer.
+ * Passing the RPC result itself on kept the call's session to the Ledger open (tests that evict
+ * the shard after a `flush` waited on it forever).
+ */
+function detached<T extends object>(result: T): T {
+  return { ...result };
+}
+
 type Step = { kind: "done"; admission: Admission } | { kind: "short"; needMicros: number };
 
 export class LedgerShard extends DurableObject<Env> {
-  readonly #store: LedgerStore;
+  readonly #store: MemoryLedgerStore;
   readonly #shard: ShardStore;
+  /** Charges and returns the ledger has not acknowledged; the journal is their durable copy. */
+  readonly #outbox = new Outbox();
+  /** This instance in memory: receipts it issues name it (see `settle`). */
+  readonly #incarnation = crypto.randomUUID();
+  /** When this instance last read each key's status from the ledger (a restart checks again). */
+  readonly #keyChecked = new Map<string, number>();
   /** The tail of the chain that runs lease RPCs to the ledger one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
   /** Reservations of the last seconds, for lease sizing (lost on eviction: sizing restarts small). */
@@ -80,12 +111,14 @@ export class LedgerShard extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.#store = new LedgerStore(ctx.storage.sql);
+    this.#store = new MemoryLedgerStore(ctx.storage.sql);
     this.#shard = new ShardStore(ctx.storage.sql);
     void ctx.blockConcurrencyWhile(async () => {
       ensureSchema(ctx.storage);
       ensureLeaseSchema(ctx.storage);
       ensureShardSchema(ctx.storage);
+      this.#store.run(ctx.storage, () => this.#store.load());
+      this.#outbox.load(this.#shard.unacknowledged());
     });
   }
 
@@ -97,17 +130,17 @@ export class LedgerShard extends DurableObject<Env> {
   async admit(input: ShardAdmitInput): Promise<AdmitResult> {
     const { shard, ...parsed } = shardAdmitInputSchema.parse(input);
     const now = parsed.now ?? Date.now();
-    this.ctx.storage.transactionSync(() => this.#bind(shard));
+    this.#bind(shard);
     const local = { ...parsed, workspaceLimits: splitLimits(parsed.workspaceLimits, shard.count) };
     if (!this.#store.hold(parsed.requestId) && (parsed.key.limitMicros !== null || parsed.byok)) {
-      return this.#ledger(shard).admit({ ...local, now });
+      return detached(await this.#ledger(shard).admit({ ...local, now }));
     }
     await this.#checkKey(shard, parsed.key, now);
 
     let dry = false;
     for (let attempt = 0; ; attempt++) {
       const final = dry || attempt >= MAX_REFILLS;
-      const step = this.ctx.storage.transactionSync((): Step => {
+      const step = this.#run((): Step => {
         const need = this.#shortOf(local, now);
         if (need !== null && !final) return { kind: "short", needMicros: need };
         const admission = admitRequest(this.#store, local, now);
@@ -125,22 +158,27 @@ export class LedgerShard extends DurableObject<Env> {
       if (alarmAt === null) await this.#scheduleAlarm(wake, now);
       else await this.#setAlarm(wake);
       if (!result.ok && result.reason === "insufficient_credits") return { ...result, balanceMicros: this.#shard.meta("ledger_balance") ?? 0 };
-      return result;
+      if (!result.ok) return result;
+      const receipt = this.#store.receipt(result.holdId, "shard", this.#incarnation);
+      return receipt ? { ...result, receipt } : result;
     }
   }
 
   /**
-   * Charge a request this shard admitted: the lease pays at once, the charge reaches the ledger's
-   * journal with the next flush. A hold this shard does not know is the ledger's (a forwarded
-   * admission) or already gone; the ledger's `settle` answers for it.
+   * Charge a request this shard admitted: the lease pays at once (one journal row), the charge
+   * reaches the ledger's journal with the next flush. A hold this shard does not know is, with
+   * this shard's receipt, already settled or lost with a restart (then charged once, as the
+   * Ledger does); without one it is the ledger's (a forwarded admission), and the ledger's
+   * `settle` answers for it.
    */
   async settle(input: SettleInput): Promise<SettleResult> {
     const parsed = settleInputSchema.parse(input);
     const now = parsed.now ?? Date.now();
     const store = this.#store;
-    const local = this.ctx.storage.transactionSync((): SettleResult | null => {
-      const hold = store.hold(parsed.holdId);
-      if (!hold) return null;
+    const receipt = parsed.receipt?.issuer === "shard" ? parsed.receipt : undefined;
+    const local = this.#run((): SettleResult | null => {
+      const hold = store.hold(parsed.holdId) ?? store.lostHold(receipt, parsed.generationId, this.#incarnation);
+      if (!hold) return receipt ? { settled: false, chargedMicros: 0, balanceMicros: this.#workspaceBalance() } : null;
       if (parsed.byok === true || hold.byok) {
         throw new Error("ledger shard: BYOK settlement of a shard-admitted request is not supported (docs/ledger-leases.md)");
       }
@@ -152,7 +190,10 @@ export class LedgerShard extends DurableObject<Env> {
       // with a credit limit never admit here, so the shard has no use for its own copy.
       const tokens = Math.max(0, parsed.tokens - hold.promptTokens);
       for (const scope of [keyScope(hold.keyId), WORKSPACE_SCOPE]) store.addTokens(scope, now, tokens);
-      if (charged > 0) this.#shard.addCharge(hold.keyId, charged, 0, parsed.generationId, now);
+      if (charged > 0) {
+        const entry = { id: this.#shard.outboxId(store.lastJournalId), kind: "charge", keyId: hold.keyId, amountMicros: charged, byokUsageMicros: 0, reference: parsed.generationId, at: now } as const;
+        store.onRollback(this.#outbox.push(entry));
+      }
       return { settled: true, chargedMicros: charged, balanceMicros: this.#workspaceBalance() };
     });
     if (local !== null) {
@@ -160,7 +201,7 @@ export class LedgerShard extends DurableObject<Env> {
       return local;
     }
     const config = this.#shard.config();
-    return config ? this.#ledger(config).settle(input) : { settled: false, chargedMicros: 0, balanceMicros: 0 };
+    return config ? detached(await this.#ledger(config).settle(input)) : { settled: false, chargedMicros: 0, balanceMicros: 0 };
   }
 
   /** Several settlements in one call (billing/settlement-window), each as `settle` would, alone. */
@@ -172,11 +213,14 @@ export class LedgerShard extends DurableObject<Env> {
   async release(holdId: string, now?: number): Promise<boolean> {
     const id = holdIdSchema.parse(holdId);
     const at = clock.parse(now) ?? Date.now();
-    const hold = this.#store.hold(id);
-    if (hold) {
-      this.#store.deleteHold(id);
+    const store = this.#store;
+    const local = this.#run(() => {
+      const hold = store.hold(id);
+      if (!hold) return null;
+      store.deleteHold(id);
       return hold.expiresAt > at;
-    }
+    });
+    if (local !== null) return local;
     const config = this.#shard.config();
     return config ? this.#ledger(config).release(id, at) : false;
   }
@@ -187,7 +231,7 @@ export class LedgerShard extends DurableObject<Env> {
    */
   async returnUnused(now?: number): Promise<number> {
     const at = clock.parse(now) ?? Date.now();
-    const returned = this.ctx.storage.transactionSync(() => this.#moveFreeToOutbox(at));
+    const returned = this.#run(() => this.#moveFreeToOutbox(at));
     await this.flush(at);
     return returned;
   }
@@ -204,10 +248,10 @@ export class LedgerShard extends DurableObject<Env> {
       if (!config) return null;
       // At least one call, even with nothing to report: it is how the shard hears of a reclaim.
       for (;;) {
-        const entries = this.#shard.outbox(1000);
+        const entries = this.#outbox.batch(1000);
         const view = await this.#ledger(config).settleLease(shardName(config.workspaceId, config.index), entries, at);
-        this.ctx.storage.transactionSync(() => this.#afterLedger(view, true, at));
-        if (entries.length < 1000) return view;
+        this.#run(() => this.#afterLedger(view, true, at));
+        if (entries.length < 1000) return detached(view);
       }
     });
   }
@@ -218,17 +262,17 @@ export class LedgerShard extends DurableObject<Env> {
    */
   async tick(now?: number): Promise<void> {
     const at = clock.parse(now) ?? Date.now();
-    const idle = this.ctx.storage.transactionSync(() => {
+    const idle = this.#run(() => {
       this.#store.deleteExpiredHolds(at);
       return at - this.#lastAdmitAt >= IDLE_RETURN_MS || this.#shard.meta("reclaim") === 1;
     });
-    if (idle) this.ctx.storage.transactionSync(() => this.#moveFreeToOutbox(at));
+    if (idle) this.#run(() => this.#moveFreeToOutbox(at));
     await this.flush(at);
-    const next = this.ctx.storage.transactionSync(() => {
+    const next = this.#run(() => {
       const times: number[] = [];
       const expiry = this.#store.earliestExpiry();
       if (expiry !== null) times.push(expiry);
-      if (this.#shard.unreported().entries > 0) times.push(at + FLUSH_MS);
+      if (this.#outbox.totals().entries > 0) times.push(at + FLUSH_MS);
       if (this.#free(at) > 0) times.push(Math.max(at + 1, this.#lastAdmitAt + IDLE_RETURN_MS));
       const next = times.length > 0 ? Math.min(...times) : null;
       this.#store.setAlarmAt(next);
@@ -245,7 +289,7 @@ export class LedgerShard extends DurableObject<Env> {
   /** The shard's books at `now`. */
   lease(now?: number): ShardLeaseView {
     const at = clock.parse(now) ?? Date.now();
-    const unreported = this.#shard.unreported();
+    const unreported = this.#outbox.totals();
     return {
       leaseMicros: this.#store.balance().balance,
       heldMicros: this.#store.heldMicros(at),
@@ -261,7 +305,20 @@ export class LedgerShard extends DurableObject<Env> {
     if (stored && (stored.workspaceId !== shard.workspaceId || stored.index !== shard.index)) {
       throw new Error(`ledger shard: this object is ${shardName(stored.workspaceId, stored.index)}, not ${shardName(shard.workspaceId, shard.index)}`);
     }
-    if (!stored || stored.count !== shard.count) this.#shard.saveConfig(shard);
+    if (!stored || stored.count !== shard.count) this.#run(() => this.#shard.saveConfig(shard));
+  }
+
+  /**
+   * One synchronous transaction over storage and the memory that mirrors it: on a throw SQLite
+   * rolls back, the store's undo log restores the books and the outbox, and cached config goes.
+   */
+  #run<T>(fn: () => T): T {
+    try {
+      return this.#store.run(this.ctx.storage, fn);
+    } catch (error) {
+      this.#shard.dropCache();
+      throw error;
+    }
   }
 
   /**
@@ -279,7 +336,7 @@ export class LedgerShard extends DurableObject<Env> {
 
   /** The workspace balance as last seen from the ledger, less charges not reported yet. */
   #workspaceBalance(): number {
-    return (this.#shard.meta("ledger_balance") ?? 0) - this.#shard.unreported().charges;
+    return (this.#shard.meta("ledger_balance") ?? 0) - this.#outbox.totals().charges;
   }
 
   /**
@@ -305,7 +362,7 @@ export class LedgerShard extends DurableObject<Env> {
       this.#recent = this.#recent.filter((r) => r.at > now - 60_000);
       const ask = short + prefetchMicros(this.#recent, now, this.#shard.meta("ledger_available") ?? 0, shard.count);
       const grant = await this.#ledger(shard).grantLease(shardName(shard.workspaceId, shard.index), ask, now);
-      this.ctx.storage.transactionSync(() => {
+      this.#run(() => {
         this.#store.appendJournal({ at: now, kind: "topup", amountMicros: grant.grantedMicros, keyId: null, reference: null, note: "lease grant" });
         this.#afterLedger(grant, false, now);
       });
@@ -323,8 +380,9 @@ export class LedgerShard extends DurableObject<Env> {
     this.#shard.setMeta("ledger_available", view.availableMicros);
     this.#shard.setMeta("reclaim", view.reclaim ? 1 : 0);
     if (!acked) return;
-    this.#shard.dropOutbox(view.ackedId);
-    if (this.#shard.unreported().entries > 0) return;
+    this.#shard.acknowledge(view.ackedId);
+    this.#store.onRollback(this.#outbox.acknowledge(view.ackedId));
+    if (this.#outbox.totals().entries > 0) return;
     const drift = view.leasedMicros - this.#store.balance().balance;
     if (drift !== 0) {
       this.#store.appendJournal({ at: now, kind: "adjustment", amountMicros: drift, keyId: null, reference: null, note: "lease reconciliation" });
@@ -335,26 +393,28 @@ export class LedgerShard extends DurableObject<Env> {
   #moveFreeToOutbox(now: number): number {
     const free = this.#free(now);
     if (free <= 0) return 0;
-    this.#store.appendJournal({ at: now, kind: "adjustment", amountMicros: -free, keyId: null, reference: null, note: "lease return" });
-    this.#shard.addReturn(free, now);
+    this.#store.appendJournal({ at: now, kind: "adjustment", amountMicros: -free, keyId: null, reference: null, note: LEASE_RETURN_NOTE });
+    const entry = { id: this.#shard.outboxId(this.#store.lastJournalId), kind: "return", amountMicros: free, at: now } as const;
+    this.#store.onRollback(this.#outbox.push(entry));
     return free;
   }
 
   /** Ask the ledger for a key's status when the shard's copy is older than KEY_STATUS_MAX_AGE_MS. */
   async #checkKey(shard: ShardConfig, snapshot: KeyConfig, now: number): Promise<void> {
-    const checked = this.#shard.keyCheckedAt(snapshot.id);
+    const checked = this.#keyChecked.get(snapshot.id) ?? null;
     if (checked !== null && checked <= now && now - checked < KEY_STATUS_MAX_AGE_MS) return;
     const pending = this.#keyChecks.get(snapshot.id);
     if (pending) return pending;
     const check = (async () => {
       const [status] = await this.#ledger(shard).keyStatuses([snapshot], now);
       if (!status) return;
-      this.ctx.storage.transactionSync(() => {
-        const stored = this.#store.key(snapshot.id);
-        const config = { ...(stored?.config ?? snapshot), disabled: status.disabled, expiresAt: status.expiresAt };
-        this.#store.upsertKey(config, stored?.usage ?? emptyUsage(now));
-        this.#shard.setKeyChecked(snapshot.id, now);
-      });
+      const stored = this.#store.key(snapshot.id);
+      const current = stored?.config ?? snapshot;
+      // Written only when something changed: a key's row per check was a row per 2 s per key.
+      if (!stored || current.disabled !== status.disabled || current.expiresAt !== status.expiresAt) {
+        this.#run(() => this.#store.upsertKey({ ...current, disabled: status.disabled, expiresAt: status.expiresAt }, stored?.usage ?? emptyUsage(now)));
+      }
+      this.#keyChecked.set(snapshot.id, now);
     })().finally(() => this.#keyChecks.delete(snapshot.id));
     this.#keyChecks.set(snapshot.id, check);
     return check;

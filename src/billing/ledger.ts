@@ -39,7 +39,6 @@ import {
 } from "./ledger-schema";
 import { MemoryLedgerStore } from "./ledger-memory-store";
 import { WORKSPACE_SCOPE, keyScope, type Hold } from "./ledger-store";
-import { HOLD_TTL_MS } from "./ledger-admit";
 
 export { HOLD_TTL_MS } from "./ledger-admit";
 
@@ -83,17 +82,8 @@ export class Ledger extends DurableObject<Env> {
     const now = parsed.now ?? Date.now();
     const { result } = this.#store.run(this.ctx.storage, () => admitRequest(this.#store, parsed, now));
     if (!result.ok) return result;
-    const hold = this.#store.hold(result.holdId);
-    if (!hold) return result;
-    const receipt: HoldReceipt = {
-      incarnation: this.#incarnation,
-      journalId: this.#store.lastJournalId,
-      at: hold.createdAt,
-      keyId: hold.keyId,
-      byok: hold.byok,
-      promptTokens: hold.promptTokens,
-    };
-    return { ...result, receipt };
+    const receipt = this.#store.receipt(result.holdId, "ledger", this.#incarnation);
+    return receipt ? { ...result, receipt } : result;
   }
 
   /**
@@ -142,26 +132,10 @@ export class Ledger extends DurableObject<Env> {
     return settleEach(inputs, (input) => this.settle(input));
   }
 
-  /**
-   * The hold a receipt describes, when another instance of this object issued it and its charge
-   * is not in the journal yet. Null otherwise: this instance's own holds are known or gone. A zero
-   * charge leaves no journal entry, so a settlement of a lost hold retried after yet another
-   * restart would count a free request's BYOK usage (never money) twice.
-   */
+  /** A hold lost with a restart, from its receipt; a shard's receipt names a hold on that shard's lease. */
   #lostHold(receipt: HoldReceipt | undefined, reference: string): Hold | null {
-    if (!receipt || receipt.incarnation === this.#incarnation) return null;
-    if (this.#store.charged(reference, receipt.journalId)) return null;
-    return {
-      id: `lost:${reference}`,
-      keyId: receipt.keyId,
-      amount: 0,
-      byok: receipt.byok,
-      maxTokens: 0,
-      capped: false,
-      promptTokens: receipt.promptTokens,
-      createdAt: receipt.at,
-      expiresAt: receipt.at + HOLD_TTL_MS,
-    };
+    if (receipt?.issuer === "shard") return null;
+    return this.#store.lostHold(receipt, reference, this.#incarnation);
   }
 
   /**

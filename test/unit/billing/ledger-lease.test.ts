@@ -5,7 +5,7 @@
  * makes the shard refuse exactly as the ledger would; returned leases are spendable again; and a
  * property over random interleavings keeps the books of shards and ledger in step.
  */
-import { runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
@@ -157,10 +157,12 @@ describe("refills and refusals", () => {
     const ledgerCap = await plain.admit(admitInput(capped));
     const shardCap = await ws.shards[0]!.admit(shardInput(ws, 0, capped));
     expect(ledgerCap).toMatchObject({ ok: true, maxTokens: 500, capped: true, reservedMicros: 1_500 });
-    // The same decision; only the ledger issues a receipt (its holds live in memory).
+    // The same decision; each issues a receipt naming itself (holds live in memory in both).
     const { receipt, ...ledgerDecision } = ledgerCap as Extract<AdmitResult, { ok: true }>;
-    expect(receipt).toMatchObject({ keyId: "key-1", byok: false });
-    expect(shardCap).toEqual(ledgerDecision);
+    const { receipt: shardReceipt, ...shardDecision } = shardCap as Extract<AdmitResult, { ok: true }>;
+    expect(receipt).toMatchObject({ issuer: "ledger", keyId: "key-1", byok: false });
+    expect(shardReceipt).toMatchObject({ issuer: "shard", keyId: "key-1", byok: false });
+    expect(shardDecision).toEqual(ledgerDecision);
     // The other shard finds nothing left anywhere.
     const other = await ws.shards[1]!.admit(shardInput(ws, 1, { requestId: "other" }));
     expect(other).toEqual({ ok: false, reason: "insufficient_credits", requestedTokens: 1_000, affordableTokens: 0, balanceMicros: 1_500 });
@@ -225,7 +227,10 @@ describe("reporting to the ledger", () => {
     expect(await shard.settle(settleInput("r", 1_500))).toEqual({ settled: true, chargedMicros: 1_500, balanceMicros: 8_500 });
     expect(await shard.settle(settleInput("r", 1_500))).toMatchObject({ settled: false, chargedMicros: 0 });
     // The batch the shard will send, sent once more by hand first (as after a lost acknowledgement).
-    const [queued] = await runInDurableObject(shard, (_, state) => state.storage.sql.exec<{ id: number }>("SELECT id FROM outbox").toArray());
+    // The outbox is the shard's journal: the entry's id is its charge's journal id (a fresh shard has no offset).
+    const [queued] = await runInDurableObject(shard, (_, state) =>
+      state.storage.sql.exec<{ id: number }>("SELECT id FROM journal WHERE kind = 'charge' AND reference = 'gen-r'").toArray(),
+    );
     const entries = [{ id: queued!.id, kind: "charge" as const, keyId: "key-1", amountMicros: 1_500, byokUsageMicros: 0, reference: "gen-r", at: T0 }];
     const name = shardName(ws.id, 0);
     const once = await ws.ledger.settleLease(name, entries, T0);
@@ -247,6 +252,52 @@ describe("reporting to the ledger", () => {
     expect(await ws.ledger.leases(T0)).toEqual([]);
     expect(await ws.shards[1]!.settle(settleInput("lim", 1_000))).toEqual({ settled: true, chargedMicros: 1_000, balanceMicros: 9_000 });
     expect(await ws.ledger.keyUsage("limited", T0)).toMatchObject({ limitRemainingMicros: 2_000 });
+  });
+});
+
+describe("restarts", () => {
+  it("charges a hold its shard lost with a restart once, from the shard's receipt, which the Ledger never honours", async () => {
+    const ws = await workspace(1, 50_000);
+    const shard = ws.shards[0]!;
+    const admitted = await shard.admit(shardInput(ws, 0, { requestId: "lost" }));
+    if (!admitted.ok || !admitted.receipt) throw new Error("expected an admission with a receipt");
+    expect(admitted.receipt).toMatchObject({ issuer: "shard", keyId: "key-1" });
+    const input = { ...settleInput("lost", 1_500), receipt: admitted.receipt };
+    // Sent to the wrong object, the receipt charges nothing: the hold is on the shard's lease.
+    expect(await ws.ledger.settle(input)).toMatchObject({ settled: false, chargedMicros: 0 });
+    await evictDurableObject(shard);
+    expect(await shard.settle(input)).toMatchObject({ settled: true, chargedMicros: 1_500 });
+    expect(await shard.settle(input)).toMatchObject({ settled: false, chargedMicros: 0 });
+    // Another restart: the charge is found in the journal after the receipt's mark.
+    await evictDurableObject(shard);
+    expect(await shard.settle(input)).toMatchObject({ settled: false, chargedMicros: 0 });
+    await shard.returnUnused(T0);
+    const charges = (await ws.ledger.journal()).filter((e) => e.kind === "charge");
+    expect(charges).toEqual([expect.objectContaining({ amountMicros: -1_500, reference: "gen-lost" })]);
+    await expectInvariants(ws);
+  });
+
+  it("delivers a charge journalled before a restart to the ledger, and only once", async () => {
+    const ws = await workspace(1, 50_000);
+    const shard = ws.shards[0]!;
+    for (const id of ["a", "b"]) {
+      const admitted = await shard.admit(shardInput(ws, 0, { requestId: id }));
+      if (!admitted.ok) throw new Error("expected admission");
+      expect(await shard.settle(settleInput(id, 1_500))).toMatchObject({ settled: true });
+    }
+    await evictDurableObject(shard);
+    // The outbox is rebuilt from the journal.
+    expect(await shard.lease(T0)).toMatchObject({ unreportedChargesMicros: 3_000, unreportedReturnsMicros: 0 });
+    await shard.flush(T0);
+    expect(await shard.lease(T0)).toMatchObject({ unreportedChargesMicros: 0 });
+    // What the ledger acknowledged stays acknowledged across the next restart.
+    await evictDurableObject(shard);
+    expect(await shard.lease(T0)).toMatchObject({ unreportedChargesMicros: 0 });
+    await shard.returnUnused(T0);
+    const charges = (await ws.ledger.journal()).filter((e) => e.kind === "charge").map((e) => e.reference);
+    expect(charges).toEqual(["gen-a", "gen-b"]);
+    expect(await expectBalanced(ws.ledger)).toBe(50_000 - 3_000);
+    await expectInvariants(ws);
   });
 });
 

@@ -4,13 +4,12 @@
  * hold lives in memory, the charge is one journal row, and the balance and key spend are written
  * once every CHECKPOINT_EVERY charges.
  */
-import { runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { env } from "cloudflare:workers";
 import type { Ledger } from "../../../src/billing/ledger";
 import type { LedgerShard } from "../../../src/billing/ledger-shard";
 import { shardName } from "../../../src/billing/ledger-shard-policy";
-import { ensureShardSchema } from "../../../src/billing/ledger-shard-store";
 import { CHECKPOINT_EVERY } from "../../../src/billing/ledger-memory-store";
 import { ensureSchema } from "../../../src/billing/ledger-migrations";
 import { T0, admitInput, expectBalanced, freshLedger, keyConfig, settleInput } from "./ledger-helpers";
@@ -115,11 +114,9 @@ describe("schema version 3", () => {
 });
 
 describe("rows written per request on a LedgerShard", () => {
-  // Holds stay in the shard's table (an unknown hold there is forwarded to the Ledger, so they must
-  // survive restarts). An outbox entry takes its journal entry's id (shard schema 2), so it costs
-  // no sqlite_sequence row: its ids only grow, as the Ledger needs (it takes ids at or below the
-  // last applied one as retries).
-  it("writes the hold, then on settlement deletes it, journals the charge, moves the lease and queues it for the ledger: 5 rows between refills", async () => {
+  // The shard keeps its state like the Ledger: holds in memory (its receipts charge a hold lost
+  // with a restart), the charge one journal row, and the outbox is that journal (shard schema 3).
+  it("writes nothing to admit and one journal row to settle between refills", async () => {
     const workspaceId = crypto.randomUUID();
     await env.LEDGER.getByName(workspaceId).topUp(100_000_000, 0);
     const shard = env.LEDGER_SHARD.getByName(shardName(workspaceId, 0));
@@ -150,39 +147,59 @@ describe("rows written per request on a LedgerShard", () => {
       return out;
     });
     const steady = counts.slice(3);
-    expect(steady.map((c) => c.settle)).toEqual([4, 4, 4, 4, 4]);
-    // An admission writes its hold; now and then one also refills the lease from the ledger.
-    expect(steady.filter((c) => c.admit === 1).length).toBeGreaterThanOrEqual(4);
+    expect(steady.map((c) => c.settle)).toEqual([1, 1, 1, 1, 1]);
+    // Now and then an admission refills the lease from the ledger (a journal row, three numbers).
+    expect(steady.filter((c) => c.admit === 0).length).toBeGreaterThanOrEqual(4);
   });
 });
 
-describe("shard schema 2: outbox ids from the journal", () => {
-  it("keeps a version 1 shard's queued entries, and numbers new ones above every id AUTOINCREMENT issued", async () => {
+describe("shard schema 3: the outbox is the journal", () => {
+  it("sends a version 1 shard's queued entries first, then what it journals, each once and in order", async () => {
     const workspaceId = crypto.randomUUID();
-    await env.LEDGER.getByName(workspaceId).topUp(100_000_000, 0);
+    const ledger = env.LEDGER.getByName(workspaceId);
+    await ledger.topUp(100_000_000, 0);
     const shard = env.LEDGER_SHARD.getByName(shardName(workspaceId, 0));
-    const ids = await runInDurableObject(shard, async (instance: LedgerShard, state) => {
+    const input = (i: number) => ({ ...admitInput({ requestId: `r${i}`, now: T0 + i }), shard: { workspaceId, index: 0, count: 1 } });
+    // One request under the current version, so the shard has a lease and a journal.
+    const first = await shard.admit(input(0));
+    if (!first.ok) throw new Error("refused");
+    await shard.settle(settleInput("r0", 1_000, T0));
+    await shard.flush(T0);
+    await runInDurableObject(shard, (_, state) => {
       const sql = state.storage.sql;
-      // A shard as version 1 left it: an AUTOINCREMENT outbox that has issued ids up to 500 (far
-      // past its journal's), one entry still queued.
+      // Back to what version 1 left: an AUTOINCREMENT outbox that has issued ids up to 500 (far
+      // past its journal's), one charge still queued in it (journalled, as version 1 did).
       sql.exec("DROP TABLE outbox");
       sql.exec(
         "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL CHECK (kind IN ('charge', 'return')), key_id TEXT, amount INTEGER NOT NULL CHECK (amount >= 0), byok_usage INTEGER NOT NULL, reference TEXT, at INTEGER NOT NULL)",
       );
+      sql.exec("INSERT INTO journal (id, at, kind, amount, key_id, reference, note) VALUES ((SELECT MAX(id) + 1 FROM journal), ?, 'charge', -7, 'key-1', 'gen-old', NULL)", T0);
       sql.exec("INSERT INTO outbox (id, kind, key_id, amount, byok_usage, reference, at) VALUES (500, 'charge', 'key-1', 7, 0, 'gen-old', ?)", T0);
       sql.exec("UPDATE ledger_meta SET value = 1 WHERE key = 'shard_schema_version'");
-      sql.exec("DELETE FROM ledger_meta WHERE key = 'outbox_id_offset'");
-      ensureShardSchema(state.storage);
-      expect(sql.exec("SELECT sql FROM sqlite_master WHERE name = 'outbox'").one().sql).not.toMatch(/AUTOINCREMENT/);
-      for (let i = 0; i < 3; i++) {
-        const admitted = await instance.admit({ ...admitInput({ now: T0 + i }), shard: { workspaceId, index: 0, count: 1 } });
-        if (!admitted.ok) throw new Error("refused");
-        await instance.settle(settleInput(admitted.holdId, 1_000 + i, T0 + i));
-      }
-      return sql.exec<{ id: number; reference: string; amount: number }>("SELECT id, reference, amount FROM outbox ORDER BY id").toArray();
+      sql.exec("DELETE FROM ledger_meta WHERE key IN ('outbox_id_offset', 'outbox_journal_from', 'outbox_acked')");
     });
-    expect(ids[0]).toEqual({ id: 500, reference: "gen-old", amount: 7 });
-    expect(ids.slice(1).map((r) => r.amount)).toEqual([1_000, 1_001, 1_002]);
-    for (let i = 1; i < ids.length; i++) expect(ids[i]!.id).toBeGreaterThan(ids[i - 1]!.id);
+    await evictDurableObject(shard);
+    for (let i = 1; i <= 3; i++) {
+      const admitted = await shard.admit(input(i));
+      if (!admitted.ok) throw new Error("refused");
+      await shard.settle(settleInput(`r${i}`, 1_000 + i, T0 + i));
+    }
+    await shard.flush(T0 + 10);
+    const charges = (await ledger.journal(1000)).filter((e) => e.kind === "charge");
+    expect(charges.map((e) => [e.reference, -e.amountMicros])).toEqual([
+      ["gen-r0", 1_000],
+      ["gen-old", 7],
+      ["gen-r1", 1_001],
+      ["gen-r2", 1_002],
+      ["gen-r3", 1_003],
+    ]);
+    const left = await runInDurableObject(shard, (_, state) => ({
+      table: state.storage.sql.exec("SELECT COUNT(*) AS n FROM outbox").one().n,
+      acked: state.storage.sql.exec("SELECT value FROM ledger_meta WHERE key = 'outbox_acked'").one().value,
+    }));
+    // The table is drained, and new ids lie above every id version 1 issued.
+    expect(left.table).toBe(0);
+    expect(left.acked).toBeGreaterThan(500);
+    expect(await shard.lease(T0 + 10)).toMatchObject({ unreportedChargesMicros: 0, unreportedReturnsMicros: 0 });
   });
 });

@@ -24,7 +24,7 @@ describe("admission and settlement", () => {
   it("reserves the prompt plus max_tokens, then charges the exact cost and frees the rest", async () => {
     const stub = await funded(1_000_000);
     const { receipt, ...admitted } = await admitOk(stub, { requestId: "req-1" });
-    expect(receipt).toEqual({ incarnation: expect.any(String), journalId: 1, at: T0, keyId: "key-1", byok: false, promptTokens: 100 });
+    expect(receipt).toEqual({ issuer: "ledger", incarnation: expect.any(String), journalId: 1, at: T0, keyId: "key-1", byok: false, promptTokens: 100 });
     expect(admitted).toEqual({
       ok: true,
       holdId: "req-1",
