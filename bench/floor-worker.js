@@ -16,12 +16,37 @@ export default {
    * @param {Request} request
    * @param {{ UPSTREAM: string, UPSTREAM_KEY: string }} env
    */
-  fetch(request, env) {
-    const path = new URL(request.url).pathname.replace(/^\/api\/v1(?=\/)/, "");
-    return fetch(env.UPSTREAM + path, {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const path = url.pathname.replace(/^\/api\/v1(?=\/)/, "");
+    const upstream = await fetch(env.UPSTREAM + path, {
       method: request.method,
       headers: { "content-type": request.headers.get("content-type") ?? "application/json", authorization: `Bearer ${env.UPSTREAM_KEY}` },
       body: request.body,
     });
+    return url.searchParams.get("relay") === "js" && upstream.body ? jsRelay(upstream, upstream.body) : upstream;
   },
 };
+
+/**
+ * `?relay=js`: the answer read and re-emitted by JavaScript, one upstream read and one enqueue per
+ * chunk, pulled only as fast as the client reads (as the gateway's relay is) and nothing else.
+ * What any Worker that touches a stream's chunks pays the runtime, before it does any work on them.
+ * @param {Response} upstream
+ * @param {ReadableStream<Uint8Array>} body
+ */
+function jsRelay(upstream, body) {
+  const reader = body.getReader();
+  const stream = new ReadableStream(
+    {
+      async pull(controller) {
+        const { value, done } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
+  return new Response(stream, upstream);
+}

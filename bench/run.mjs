@@ -19,6 +19,7 @@ import { startMockChild } from "./mock.mjs";
 import { machineInfo, renderMarkdown, evaluateTargets } from "./report.mjs";
 import {
   ANTHROPIC_MODEL,
+  CHAT_PATH,
   HELLO,
   OPENAI_MODEL,
   chatBody,
@@ -189,11 +190,16 @@ function compare(config, mock, bundles) {
       words: CPU_CASE_WORDS,
       connections: CPU_CASE_CONNECTIONS,
       floor: await step("cpu case floor", () => measure(floorEp, withPrompt(upstream.sse, cpuContent, CPU_CASE_WORDS), true, CPU_CASE_CONNECTIONS, cpuTiming, mock.pid)),
+      jsRelay: await step("cpu case floor, JavaScript relay", () =>
+        measure({ ...floorEp, path: `${CHAT_PATH}?relay=js` }, withPrompt(upstream.sse, cpuContent, CPU_CASE_WORDS), true, CPU_CASE_CONNECTIONS, cpuTiming, mock.pid),
+      ),
       gateway: await step("cpu case gateway", () =>
         measure(gatewayEp, chatBody(ANTHROPIC_MODEL, cpuContent, { stream: true, maxTokens: CPU_CASE_WORDS }), true, CPU_CASE_CONNECTIONS, cpuTiming, mock.pid),
       ),
     };
-    log(`  gateway ${cpuCase.gateway.cpuMicrosPerRequest.toFixed(0)} µs CPU per 1,000-chunk translated stream (floor ${cpuCase.floor.cpuMicrosPerRequest.toFixed(0)} µs)`);
+    log(
+      `  gateway ${cpuCase.gateway.cpuMicrosPerRequest.toFixed(0)} µs CPU per 1,000-chunk translated stream (floor ${cpuCase.floor.cpuMicrosPerRequest.toFixed(0)} µs, JavaScript relay ${cpuCase.jsRelay.cpuMicrosPerRequest.toFixed(0)} µs)`,
+    );
 
     const bigContent = `Hello [[words:${config.memoryWords}]]`;
     const bigGatewayBody = chatBody(ANTHROPIC_MODEL, bigContent, { stream: true, maxTokens: config.memoryWords });
@@ -464,6 +470,7 @@ function failures(results) {
     check(`${s.id} gateway`, s.gateway);
   }
   check("cpu case floor", results.cpuCase.floor);
+  check("cpu case floor, JavaScript relay", results.cpuCase.jsRelay);
   check("cpu case gateway", results.cpuCase.gateway);
   for (const [i, m] of [results.memory.floor, results.memory.gatewayFastReader, ...results.memory.gateway].entries()) {
     if (m.error) out.push(`memory case ${i === 0 ? "floor" : "gateway"}: ${m.error}`);

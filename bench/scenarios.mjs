@@ -11,7 +11,7 @@ import { Agent } from "node:http";
 export const OPENAI_MODEL = "openai/gpt-4o-mini";
 export const ANTHROPIC_MODEL = "anthropic/claude-haiku-4.5";
 export const HELLO = "Hello [[words:20]]";
-const CHAT_PATH = "/api/v1/chat/completions";
+export const CHAT_PATH = "/api/v1/chat/completions";
 
 /**
  * @typedef {import("./targets.mjs").Instance} Instance
