@@ -10,7 +10,7 @@ import { commentEvent, dataEvent, DONE_EVENT, type SSEReader } from "../../provi
 import type { FinishReason, StreamDecoder, StreamEvent, Usage } from "../../providers/types";
 import { describeError, failureError, type OpenedUpstream } from "../../routing/failover";
 import type { Candidate } from "../../routing/plan";
-import { chunkJson, errorChunkJson, toolCallDeltaJson, usageChunkJson, type ChunkDelta, type GenerationMeta, type ReportedCost } from "./shape";
+import { chunkJson, errorChunkJson, textChunkEvents, toolCallDeltaJson, usageChunkJson, type ChunkDelta, type GenerationMeta, type ReportedCost } from "./shape";
 import type { StreamSetup } from "./stream";
 
 const encoder = new TextEncoder();
@@ -31,6 +31,8 @@ export class StreamRelay {
   /** Set when the upstream failed after the stream started (for its health). */
   #upstreamError: UpstreamErrorType | null = null;
   #meta: GenerationMeta | null = null;
+  /** Text-only chunks of this stream, from a template made once `#meta` is known. */
+  #textChunk: ((content: string) => string) | null = null;
   #usage: Usage | null = null;
   #finish: { finishReason: FinishReason; nativeFinishReason: string | null } | null = null;
   #deliveredChars = 0;
@@ -185,8 +187,15 @@ export class StreamRelay {
     const meta = this.#meta!;
     switch (event.type) {
       case "delta": {
-        const delta: ChunkDelta = {};
         const capture = this.setup.capture;
+        if (event.content && !event.reasoning && !event.reasoningDetails?.length && !event.toolCalls?.length) {
+          this.#deliveredChars += event.content.length;
+          capture.text(event.content);
+          this.#textChunk ??= textChunkEvents(meta);
+          this.#write(this.#textChunk(event.content));
+          return null;
+        }
+        const delta: ChunkDelta = {};
         if (event.content) {
           delta.content = event.content;
           this.#deliveredChars += event.content.length;
