@@ -12,6 +12,8 @@
  *   by version 2 above every id AUTOINCREMENT issued), so they only grow, as the Ledger needs (it
  *   takes ids at or below the last applied as retries); journal entries up to
  *   `outbox_journal_from` (the newest when version 3 ran) were queued in the table, not here.
+ * - `ledger_meta` keys `ledger_balance`, `ledger_available`, `reclaim`: no longer written (the
+ *   shard keeps the ledger's last answer in memory); read once on start if an earlier version left them.
  * - `key_checks`: no longer written (a shard keeps the time of its last key check in memory and
  *   checks again after a restart).
  */

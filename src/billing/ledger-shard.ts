@@ -95,6 +95,13 @@ export class LedgerShard extends DurableObject<Env> {
   readonly #outbox = new Outbox();
   /** This instance in memory: receipts it issues name it (see `settle`). */
   readonly #incarnation = crypto.randomUUID();
+  /**
+   * The ledger's last answer about the workspace: its balance, what it had free, whether it asked
+   * for idle credit back. In memory (three rows per answer were most of what a flush wrote); a
+   * restarted shard starts from what an earlier version stored, and every flush (≤ FLUSH_MS
+   * apart while anything is unreported or leased) or refill brings it up to date.
+   */
+  #ledgerView = { balanceMicros: 0, availableMicros: 0, reclaim: false };
   /** When this instance last read each key's status from the ledger (a restart checks again). */
   readonly #keyChecked = new Map<string, number>();
   /** The tail of the chain that runs lease RPCs to the ledger one at a time. */
@@ -119,6 +126,11 @@ export class LedgerShard extends DurableObject<Env> {
       ensureShardSchema(ctx.storage);
       this.#store.run(ctx.storage, () => this.#store.load());
       this.#outbox.load(this.#shard.unacknowledged());
+      this.#ledgerView = {
+        balanceMicros: this.#shard.meta("ledger_balance") ?? 0,
+        availableMicros: this.#shard.meta("ledger_available") ?? 0,
+        reclaim: this.#shard.meta("reclaim") === 1,
+      };
     });
   }
 
@@ -157,7 +169,7 @@ export class LedgerShard extends DurableObject<Env> {
       const wake = Math.min(alarmAt ?? Infinity, now + IDLE_RETURN_MS);
       if (alarmAt === null) await this.#scheduleAlarm(wake, now);
       else await this.#setAlarm(wake);
-      if (!result.ok && result.reason === "insufficient_credits") return { ...result, balanceMicros: this.#shard.meta("ledger_balance") ?? 0 };
+      if (!result.ok && result.reason === "insufficient_credits") return { ...result, balanceMicros: this.#ledgerView.balanceMicros };
       if (!result.ok) return result;
       const receipt = this.#store.receipt(result.holdId, "shard", this.#incarnation);
       return receipt ? { ...result, receipt } : result;
@@ -264,7 +276,7 @@ export class LedgerShard extends DurableObject<Env> {
     const at = clock.parse(now) ?? Date.now();
     const idle = this.#run(() => {
       this.#store.deleteExpiredHolds(at);
-      return at - this.#lastAdmitAt >= IDLE_RETURN_MS || this.#shard.meta("reclaim") === 1;
+      return at - this.#lastAdmitAt >= IDLE_RETURN_MS || this.#ledgerView.reclaim;
     });
     if (idle) this.#run(() => this.#moveFreeToOutbox(at));
     await this.flush(at);
@@ -336,7 +348,7 @@ export class LedgerShard extends DurableObject<Env> {
 
   /** The workspace balance as last seen from the ledger, less charges not reported yet. */
   #workspaceBalance(): number {
-    return (this.#shard.meta("ledger_balance") ?? 0) - this.#outbox.totals().charges;
+    return this.#ledgerView.balanceMicros - this.#outbox.totals().charges;
   }
 
   /**
@@ -360,7 +372,7 @@ export class LedgerShard extends DurableObject<Env> {
       const short = needMicros - this.#free(now);
       if (short <= 0) return true;
       this.#recent = this.#recent.filter((r) => r.at > now - 60_000);
-      const ask = short + prefetchMicros(this.#recent, now, this.#shard.meta("ledger_available") ?? 0, shard.count);
+      const ask = short + prefetchMicros(this.#recent, now, this.#ledgerView.availableMicros, shard.count);
       const grant = await this.#ledger(shard).grantLease(shardName(shard.workspaceId, shard.index), ask, now);
       this.#run(() => {
         this.#store.appendJournal({ at: now, kind: "topup", amountMicros: grant.grantedMicros, keyId: null, reference: null, note: "lease grant" });
@@ -376,9 +388,8 @@ export class LedgerShard extends DurableObject<Env> {
    * shard's books to it (a lost grant answer, or a settlement overrun the ledger stopped at zero).
    */
   #afterLedger(view: LeaseView, acked: boolean, now: number): void {
-    this.#shard.setMeta("ledger_balance", view.balanceMicros);
-    this.#shard.setMeta("ledger_available", view.availableMicros);
-    this.#shard.setMeta("reclaim", view.reclaim ? 1 : 0);
+    // The ledger's answer stands even if this transaction rolls back.
+    this.#ledgerView = { balanceMicros: view.balanceMicros, availableMicros: view.availableMicros, reclaim: view.reclaim };
     if (!acked) return;
     this.#shard.acknowledge(view.ackedId);
     this.#store.onRollback(this.#outbox.acknowledge(view.ackedId));
