@@ -61,7 +61,6 @@ const MIGRATIONS: readonly (readonly string[])[] = [
   ],
 ];
 
-
 /** Bring the shard tables to the current version (the ledger tables are made by their own migrations). */
 export function ensureShardSchema(storage: DurableObjectStorage): void {
   storage.transactionSync(() => {
@@ -91,6 +90,8 @@ type JournalOutboxRow = { id: number; kind: string; key_id: string | null; amoun
 /** Typed access to the shard tables. Every method is synchronous. */
 export class ShardStore {
   #config: ShardConfig | null | undefined;
+  /** `outbox_id_offset`, fixed since shard schema 2. */
+  #offset: number | undefined;
 
   constructor(private readonly sql: SqlStorage) {}
 
@@ -162,8 +163,6 @@ export class ShardStore {
     this.setMeta("outbox_acked", ackedId);
     this.sql.exec("DELETE FROM outbox WHERE id <= ?", ackedId);
   }
-
-  #offset: number | undefined;
 
   private outboxIdOffset(): number {
     this.#offset ??= this.meta("outbox_id_offset") ?? 0;
