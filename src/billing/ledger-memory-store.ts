@@ -44,7 +44,19 @@ export const CHECKPOINT_EVERY = 64;
 
 type JournalReplayRow = { id: number; at: number; kind: string; amount: number; key_id: string | null; byok_usage: number | null };
 
+/** Which kind of object keeps the books: receipts say it, and each kind honours only its own. */
+export type ReceiptIssuer = NonNullable<HoldReceipt["issuer"]>;
+
 export class MemoryLedgerStore extends LedgerStore {
+  /** This instance in memory: its receipts name it, so a receipt naming another is a lost hold's. */
+  readonly incarnation = crypto.randomUUID();
+
+  constructor(
+    sql: SqlStorage,
+    readonly issuer: ReceiptIssuer = "ledger",
+  ) {
+    super(sql);
+  }
   #balance: BalanceRow = { balance: 0, credits: 0, usage: 0 };
   #lastJournalId = 0;
   #checkpointId = 0;
@@ -147,21 +159,32 @@ export class MemoryLedgerStore extends LedgerStore {
     return this.sql.exec("SELECT 1 FROM journal WHERE id > ? AND kind = 'charge' AND reference = ? LIMIT 1", afterId, reference).toArray().length > 0;
   }
 
-  /** The receipt of a live hold, naming the instance that holds it (null if the hold is not here). */
-  receipt(holdId: string, issuer: "ledger" | "shard", incarnation: string): HoldReceipt | null {
+  /** The receipt of a live hold, naming this instance (null if the hold is not here). */
+  receipt(holdId: string): HoldReceipt | null {
     const hold = this.#holds.get(holdId);
     if (!hold) return null;
+    const { issuer, incarnation } = this;
     return { issuer, incarnation, journalId: this.#lastJournalId, at: hold.createdAt, keyId: hold.keyId, byok: hold.byok, promptTokens: hold.promptTokens };
   }
 
   /**
-   * The hold a receipt describes, when another instance (not `incarnation`) issued it and its
-   * charge is not in the journal yet. Null otherwise: an instance's own holds are known or gone.
-   * A zero charge leaves no journal entry, so a settlement of a lost hold retried after yet
-   * another restart would count a free request's BYOK usage (never money) twice.
+   * Whether a receipt was issued by this kind of object (one without an issuer predates shard
+   * receipts and is a Ledger's). A Ledger must never charge a shard's hold, which is on the
+   * shard's lease: that would charge it twice.
    */
-  lostHold(receipt: HoldReceipt | undefined, reference: string, incarnation: string): Hold | null {
-    if (!receipt || receipt.incarnation === incarnation) return null;
+  issued(receipt: HoldReceipt | undefined): receipt is HoldReceipt {
+    return receipt !== undefined && (receipt.issuer ?? "ledger") === this.issuer;
+  }
+
+  /**
+   * The hold a receipt describes, when another instance of this kind issued it and its charge is
+   * not in the journal yet. Null otherwise: this instance's own holds are known or gone, and
+   * another kind's are not this object's to charge. A zero charge leaves no journal entry, so a
+   * settlement of a lost hold retried after yet another restart would count a free request's
+   * BYOK usage (never money) twice.
+   */
+  lostHold(receipt: HoldReceipt | undefined, reference: string): Hold | null {
+    if (!this.issued(receipt) || receipt.incarnation === this.incarnation) return null;
     if (this.charged(reference, receipt.journalId)) return null;
     return {
       id: `lost:${reference}`,

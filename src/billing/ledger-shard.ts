@@ -93,8 +93,6 @@ export class LedgerShard extends DurableObject<Env> {
   readonly #shard: ShardStore;
   /** Charges and returns the ledger has not acknowledged; the journal is their durable copy. */
   readonly #outbox = new Outbox();
-  /** This instance in memory: receipts it issues name it (see `settle`). */
-  readonly #incarnation = crypto.randomUUID();
   /**
    * The ledger's last answer about the workspace: its balance, what it had free, whether it asked
    * for idle credit back. In memory (three rows per answer were most of what a flush wrote); a
@@ -118,7 +116,7 @@ export class LedgerShard extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.#store = new MemoryLedgerStore(ctx.storage.sql);
+    this.#store = new MemoryLedgerStore(ctx.storage.sql, "shard");
     this.#shard = new ShardStore(ctx.storage.sql);
     void ctx.blockConcurrencyWhile(async () => {
       ensureSchema(ctx.storage);
@@ -171,7 +169,7 @@ export class LedgerShard extends DurableObject<Env> {
       else await this.#setAlarm(wake);
       if (!result.ok && result.reason === "insufficient_credits") return { ...result, balanceMicros: this.#ledgerView.balanceMicros };
       if (!result.ok) return result;
-      const receipt = this.#store.receipt(result.holdId, "shard", this.#incarnation);
+      const receipt = this.#store.receipt(result.holdId);
       return receipt ? { ...result, receipt } : result;
     }
   }
@@ -187,10 +185,10 @@ export class LedgerShard extends DurableObject<Env> {
     const parsed = settleInputSchema.parse(input);
     const now = parsed.now ?? Date.now();
     const store = this.#store;
-    const receipt = parsed.receipt?.issuer === "shard" ? parsed.receipt : undefined;
+    const ours = store.issued(parsed.receipt);
     const local = this.#run((): SettleResult | null => {
-      const hold = store.hold(parsed.holdId) ?? store.lostHold(receipt, parsed.generationId, this.#incarnation);
-      if (!hold) return receipt ? { settled: false, chargedMicros: 0, balanceMicros: this.#workspaceBalance() } : null;
+      const hold = store.hold(parsed.holdId) ?? store.lostHold(parsed.receipt, parsed.generationId);
+      if (!hold) return ours ? { settled: false, chargedMicros: 0, balanceMicros: this.#workspaceBalance() } : null;
       if (parsed.byok === true || hold.byok) {
         throw new Error("ledger shard: BYOK settlement of a shard-admitted request is not supported (docs/ledger-leases.md)");
       }

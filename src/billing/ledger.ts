@@ -29,7 +29,6 @@ import {
   type AdmitInput,
   type AdmitResult,
   type BalanceView,
-  type HoldReceipt,
   type JournalEntry,
   type KeyUsage,
   type SettleInput,
@@ -58,8 +57,6 @@ const journalLimitSchema = z.number().int().min(1).max(1000).default(100);
 export class Ledger extends DurableObject<Env> {
   readonly #store: MemoryLedgerStore;
   readonly #leases: LeaseBook;
-  /** This instance in memory: receipts it issues name it (see `settle`). */
-  readonly #incarnation = crypto.randomUUID();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -82,7 +79,7 @@ export class Ledger extends DurableObject<Env> {
     const now = parsed.now ?? Date.now();
     const { result } = this.#store.run(this.ctx.storage, () => admitRequest(this.#store, parsed, now));
     if (!result.ok) return result;
-    const receipt = this.#store.receipt(result.holdId, "ledger", this.#incarnation);
+    const receipt = this.#store.receipt(result.holdId);
     return receipt ? { ...result, receipt } : result;
   }
 
@@ -100,7 +97,7 @@ export class Ledger extends DurableObject<Env> {
     const now = parsed.now ?? Date.now();
     const store = this.#store;
     return store.run(this.ctx.storage, () => {
-      const hold = store.hold(parsed.holdId) ?? this.#lostHold(parsed.receipt, parsed.generationId);
+      const hold = store.hold(parsed.holdId) ?? store.lostHold(parsed.receipt, parsed.generationId);
       if (hold) store.deleteHold(hold.id);
       if (!hold || hold.expiresAt <= now) return { settled: false, chargedMicros: 0, balanceMicros: store.balance().balance };
 
@@ -130,12 +127,6 @@ export class Ledger extends DurableObject<Env> {
    */
   settleBatch(inputs: SettleInput[]): Promise<SettleOutcome[]> {
     return settleEach(inputs, (input) => this.settle(input));
-  }
-
-  /** A hold lost with a restart, from its receipt; a shard's receipt names a hold on that shard's lease. */
-  #lostHold(receipt: HoldReceipt | undefined, reference: string): Hold | null {
-    if (receipt?.issuer === "shard") return null;
-    return this.#store.lostHold(receipt, reference, this.#incarnation);
   }
 
   /**
