@@ -17,7 +17,7 @@ import type { KeyContext } from "../auth/api-keys";
 import type { Candidate } from "../routing/plan";
 import type { AdmitInput, AdmitResult, SettleInput, SettleOutcome, SettleResult } from "./ledger-schema";
 import { shardForKey, shardName } from "./ledger-shard-policy";
-import type { ShardAdmitInput } from "./ledger-shard";
+import type { ShardAdmitInput } from "./ledger-shard-schema";
 
 /** The most shards a workspace may have (the admin API's bound; the shard accepts up to 256). */
 export const MAX_LEDGER_SHARDS = 64;

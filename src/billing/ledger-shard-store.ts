@@ -81,6 +81,13 @@ export interface ShardConfig {
 /** The journal note of a lease return: the one kind of adjustment that is an outbox entry. */
 export const LEASE_RETURN_NOTE = "lease return";
 
+/** What the shard keeps of the ledger's last answer about the workspace. */
+export interface LedgerAnswer {
+  balanceMicros: number;
+  availableMicros: number;
+  reclaim: boolean;
+}
+
 /** Numbers the shard remembers in `ledger_meta`. */
 export type ShardMetaKey = "ledger_balance" | "ledger_available" | "reclaim" | "outbox_acked" | "outbox_id_offset" | "outbox_journal_from";
 
@@ -123,6 +130,11 @@ export class ShardStore {
 
   meta(key: ShardMetaKey): number | null {
     return this.sql.exec<{ value: number | null }>("SELECT value FROM ledger_meta WHERE key = ?", key).toArray()[0]?.value ?? null;
+  }
+
+  /** The ledger's answer as a version before 3 stored it (zeros when none did): a restart's starting point. */
+  storedLedgerView(): LedgerAnswer {
+    return { balanceMicros: this.meta("ledger_balance") ?? 0, availableMicros: this.meta("ledger_available") ?? 0, reclaim: this.meta("reclaim") === 1 };
   }
 
   setMeta(key: ShardMetaKey, value: number): void {

@@ -41,41 +41,21 @@ import {
 import {
   FLUSH_MS,
   IDLE_RETURN_MS,
-  KEY_STATUS_MAX_AGE_MS,
   MAX_REFILLS,
   prefetchMicros,
   shardName,
   splitLimits,
   type RecentReservation,
 } from "./ledger-shard-policy";
+import { KeyStatusChecks, keyWithStatus } from "./ledger-shard-keys";
+import { shardAdmitInputSchema, type ShardAdmitInput, type ShardLeaseView } from "./ledger-shard-schema";
 import { Outbox } from "./ledger-shard-outbox";
-import { LEASE_RETURN_NOTE, ShardStore, ensureShardSchema, type ShardConfig } from "./ledger-shard-store";
+import { LEASE_RETURN_NOTE, ShardStore, ensureShardSchema, type LedgerAnswer, type ShardConfig } from "./ledger-shard-store";
 import { WORKSPACE_SCOPE, keyScope } from "./ledger-store";
 import { sameJurisdiction } from "../residency/jurisdiction";
 
 const clock = z.number().int().optional();
 const holdIdSchema = z.string().min(1).max(128);
-
-export const shardRefSchema = z
-  .object({ workspaceId: z.string().min(1), index: z.number().int().nonnegative(), count: z.number().int().positive().max(256) })
-  .refine((s) => s.index < s.count, "the shard index must be below the shard count");
-
-/** The Ledger's admission input plus which shard of which workspace is asked. */
-export const shardAdmitInputSchema = admitInputSchema.extend({ shard: shardRefSchema });
-export type ShardAdmitInput = z.input<typeof shardAdmitInputSchema>;
-
-/** The shard's books, for operators and tests. */
-export interface ShardLeaseView {
-  /** Credit the shard holds by its own books: granted − charged − returned, µ$. */
-  leaseMicros: number;
-  /** Reserved by the shard's live holds. */
-  heldMicros: number;
-  /** What admissions may still reserve without asking the ledger. */
-  freeMicros: number;
-  /** Charges and returns the ledger has not acknowledged yet. */
-  unreportedChargesMicros: number;
-  unreportedReturnsMicros: number;
-}
 
 /**
  * A plain copy of what a call to the Ledger returned, to hand on as this object's own answer.
@@ -99,14 +79,12 @@ export class LedgerShard extends DurableObject<Env> {
    * restarted shard starts from what an earlier version stored, and every flush (≤ FLUSH_MS
    * apart while anything is unreported or leased) or refill brings it up to date.
    */
-  #ledgerView = { balanceMicros: 0, availableMicros: 0, reclaim: false };
-  /** When this instance last read each key's status from the ledger (a restart checks again). */
-  readonly #keyChecked = new Map<string, number>();
+  #ledgerView: LedgerAnswer = { balanceMicros: 0, availableMicros: 0, reclaim: false };
+  readonly #keyChecks = new KeyStatusChecks();
   /** The tail of the chain that runs lease RPCs to the ledger one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
   /** Reservations of the last seconds, for lease sizing (lost on eviction: sizing restarts small). */
   #recent: RecentReservation[] = [];
-  readonly #keyChecks = new Map<string, Promise<void>>();
   /**
    * When this instance last admitted, for the idle return of the lease. In memory: storing it
    * cost a row written per admission, and a restarted shard that thinks it has been idle only
@@ -124,11 +102,7 @@ export class LedgerShard extends DurableObject<Env> {
       ensureShardSchema(ctx.storage);
       this.#store.run(ctx.storage, () => this.#store.load());
       this.#outbox.load(this.#shard.unacknowledged());
-      this.#ledgerView = {
-        balanceMicros: this.#shard.meta("ledger_balance") ?? 0,
-        availableMicros: this.#shard.meta("ledger_available") ?? 0,
-        reclaim: this.#shard.meta("reclaim") === 1,
-      };
+      this.#ledgerView = this.#shard.storedLedgerView();
     });
   }
 
@@ -408,25 +382,16 @@ export class LedgerShard extends DurableObject<Env> {
     return free;
   }
 
-  /** Ask the ledger for a key's status when the shard's copy is older than KEY_STATUS_MAX_AGE_MS. */
-  async #checkKey(shard: ShardConfig, snapshot: KeyConfig, now: number): Promise<void> {
-    const checked = this.#keyChecked.get(snapshot.id) ?? null;
-    if (checked !== null && checked <= now && now - checked < KEY_STATUS_MAX_AGE_MS) return;
-    const pending = this.#keyChecks.get(snapshot.id);
-    if (pending) return pending;
-    const check = (async () => {
+  /** Refresh the shard's copy of a key's status from the ledger (ledger-shard-keys). */
+  #checkKey(shard: ShardConfig, snapshot: KeyConfig, now: number): Promise<void> {
+    return this.#keyChecks.refresh(snapshot.id, now, async () => {
       const [status] = await this.#ledger(shard).keyStatuses([snapshot], now);
-      if (!status) return;
+      if (!status) return false;
       const stored = this.#store.key(snapshot.id);
-      const current = stored?.config ?? snapshot;
-      // Written only when something changed: a key's row per check was a row per 2 s per key.
-      if (!stored || current.disabled !== status.disabled || current.expiresAt !== status.expiresAt) {
-        this.#run(() => this.#store.upsertKey({ ...current, disabled: status.disabled, expiresAt: status.expiresAt }, stored?.usage ?? emptyUsage(now)));
-      }
-      this.#keyChecked.set(snapshot.id, now);
-    })().finally(() => this.#keyChecks.delete(snapshot.id));
-    this.#keyChecks.set(snapshot.id, check);
-    return check;
+      const changed = keyWithStatus(stored, snapshot, status);
+      if (changed) this.#run(() => this.#store.upsertKey(changed, stored?.usage ?? emptyUsage(now)));
+      return true;
+    });
   }
 
   /** Run lease RPCs one at a time, in call order; a failure does not block the next. */
