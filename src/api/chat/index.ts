@@ -20,6 +20,7 @@ import { adapterFor } from "../../providers/registry";
 import { attemptFailure, callsMade, failureError, withFailover, type AttemptRecord, type FailoverOptions, type OpenedUpstream } from "../../routing/failover";
 import type { Candidate } from "../../routing/plan";
 import { chatRequestSchema, type ChatRequest } from "../../schemas/openai";
+import { plainChatRequest } from "../../schemas/plain-chat-request";
 import { readJsonBody, validate } from "../validate";
 import { completionJson, newGenerationId } from "./shape";
 import { knownToTrace } from "../../traces/destination-store";
@@ -60,6 +61,12 @@ function streamHealth(routed: RoutedRequest, end: StreamEnd): void {
   routed.health.report({ endpointId, at: firstContentAt, ok: true, latencyMs: firstContentAt - startedAt, ...(tokensPerSecond !== undefined ? { tokensPerSecond } : {}) });
 }
 
+/** The body as a chat request: the common shape without zod, anything else through it (and its 400s). */
+async function chatRequest(request: Request): Promise<ChatRequest> {
+  const body = await readJsonBody(request);
+  return plainChatRequest(body) ?? validate(chatRequestSchema, body);
+}
+
 /** Request headers that ask for the route to be explained. */
 function wantsExplanation(value: string | undefined): boolean {
   return value === "1" || value?.toLowerCase() === "true";
@@ -67,7 +74,7 @@ function wantsExplanation(value: string | undefined): boolean {
 
 export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
   const startedAt = Date.now();
-  const req = validate(chatRequestSchema, await readJsonBody(c.req.raw));
+  const req = await chatRequest(c.req.raw);
   const auth = c.get("auth");
   const residence = c.get("residence");
   const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise.catch(logFailure));
@@ -327,7 +334,7 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
    * and every endpoint left out with the constraint that removed it.
    */
   .post("/chat/completions/dry-run", async (c) => {
-    const req = validate(chatRequestSchema, await readJsonBody(c.req.raw));
+    const req = await chatRequest(c.req.raw);
     const routed = await routeRequest(c, req, (promise) => c.executionCtx.waitUntil(promise.catch(logFailure)));
     const { ingress, policy } = c.get("residence");
     const empty = routed.plan.candidates.length === 0 ? noCandidateError(routed.plan, routed.modelIds, policy.region) : null;
