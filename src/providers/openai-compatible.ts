@@ -12,96 +12,16 @@ import { GatewayError } from "../errors";
 import { GATEWAY_ONLY_FIELDS, type ChatRequest } from "../schemas/openai";
 import { classifyStatus, parseErrorBody } from "./errors";
 import { catalogHeaders, gatewaySetting } from "./headers";
+import { normaliseOpenAIFinish, parseOpenAICompletion, reasoningDetailsSchema, toUsage, usageSchema } from "./openai-completion";
 import type { SSEMessage } from "./sse";
 import type {
-  Completion,
-  FinishReason,
   ProviderAdapter,
   StreamDecoder,
   StreamEvent,
   ToolCallDelta,
   UpstreamRequest,
   UpstreamTarget,
-  Usage,
 } from "./types";
-
-export function normaliseOpenAIFinish(reason: string | null | undefined): FinishReason | null {
-  switch (reason) {
-    case null:
-    case undefined:
-      return null;
-    case "stop":
-    case "end_turn":
-    case "eos":
-      return "stop";
-    case "length":
-    case "max_tokens":
-      return "length";
-    case "tool_calls":
-    case "function_call":
-    case "tool_use":
-      return "tool_calls";
-    case "content_filter":
-      return "content_filter";
-    case "error":
-      return "error";
-    default:
-      return "stop";
-  }
-}
-
-const usageSchema = z.looseObject({
-  prompt_tokens: z.number().int().nonnegative().default(0),
-  completion_tokens: z.number().int().nonnegative().default(0),
-  prompt_tokens_details: z
-    .looseObject({
-      cached_tokens: z.number().int().nonnegative().nullish(),
-      cache_write_tokens: z.number().int().nonnegative().nullish(),
-    })
-    .nullish(),
-  completion_tokens_details: z
-    .looseObject({ reasoning_tokens: z.number().int().nonnegative().nullish() })
-    .nullish(),
-  // DeepSeek reports cache hits at the top level.
-  prompt_cache_hit_tokens: z.number().int().nonnegative().nullish(),
-});
-
-function toUsage(u: z.infer<typeof usageSchema>): Usage {
-  return {
-    promptTokens: u.prompt_tokens,
-    completionTokens: u.completion_tokens,
-    cachedTokens: u.prompt_tokens_details?.cached_tokens ?? u.prompt_cache_hit_tokens ?? 0,
-    cacheWriteTokens: u.prompt_tokens_details?.cache_write_tokens ?? 0,
-    reasoningTokens: u.completion_tokens_details?.reasoning_tokens ?? 0,
-  };
-}
-
-const reasoningDetailsSchema = z.array(z.looseObject({ type: z.string() })).nullish();
-
-const responseSchema = z.looseObject({
-  choices: z
-    .array(
-      z.looseObject({
-        message: z.looseObject({
-          content: z.string().nullish(),
-          reasoning: z.string().nullish(),
-          reasoning_content: z.string().nullish(),
-          reasoning_details: reasoningDetailsSchema,
-          tool_calls: z
-            .array(
-              z.looseObject({
-                id: z.string(),
-                function: z.looseObject({ name: z.string(), arguments: z.string().default("") }),
-              }),
-            )
-            .nullish(),
-        }),
-        finish_reason: z.string().nullish(),
-      }),
-    )
-    .min(1),
-  usage: usageSchema.nullish(),
-});
 
 const chunkSchema = z.looseObject({
   choices: z
@@ -191,29 +111,7 @@ export const openAICompatible: ProviderAdapter = {
     };
   },
 
-  parseResponse(json: unknown): Completion {
-    const parsed = responseSchema.safeParse(json);
-    if (!parsed.success) {
-      throw new GatewayError("upstream_error", "Upstream returned a response that is not a chat completion", {
-        metadata: { error_type: "invalid_response" },
-      });
-    }
-    const choice = parsed.data.choices[0]!;
-    const message = choice.message;
-    return {
-      content: message.content ?? null,
-      reasoning: message.reasoning ?? message.reasoning_content ?? null,
-      reasoningDetails: message.reasoning_details ?? [],
-      toolCalls: (message.tool_calls ?? []).map((call) => ({
-        id: call.id,
-        type: "function" as const,
-        function: { name: call.function.name, arguments: call.function.arguments },
-      })),
-      nativeFinishReason: choice.finish_reason ?? null,
-      finishReason: normaliseOpenAIFinish(choice.finish_reason),
-      usage: parsed.data.usage ? toUsage(parsed.data.usage) : null,
-    };
-  },
+  parseResponse: parseOpenAICompletion,
 
   createStreamDecoder(): StreamDecoder {
     return new OpenAIStreamDecoder();
