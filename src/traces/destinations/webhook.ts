@@ -15,9 +15,26 @@ export const DELIVERY_HEADER = "X-Switchyard-Delivery";
 /** Concurrent POSTs per destination within one batch. */
 export const WEBHOOK_CONCURRENCY = 3;
 
+/** Signing keys imported per isolate, by secret: one import per destination, not one per trace. */
+const signingKeys = new Map<string, Promise<CryptoKey>>();
+/** Past this many secrets the cache starts over (destinations per isolate are few). */
+const MAX_SIGNING_KEYS = 256;
+
+function signingKey(secret: string): Promise<CryptoKey> {
+  let key = signingKeys.get(secret);
+  if (!key) {
+    if (signingKeys.size >= MAX_SIGNING_KEYS) signingKeys.clear();
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    signingKeys.set(secret, key);
+    // A secret that cannot be imported fails its delivery, and is tried afresh next time.
+    key.catch(() => signingKeys.delete(secret));
+  }
+  return key;
+}
+
 /** Hex HMAC-SHA256 of `${timestamp}.${body}` under `secret`. */
 export async function webhookSignature(secret: string, timestamp: number, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const key = await signingKey(secret);
   const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`${timestamp}.${body}`));
   return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

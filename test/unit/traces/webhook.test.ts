@@ -64,6 +64,22 @@ describe("webhook destination", () => {
     expect(hits.map((h) => (JSON.parse(h.body) as Trace).generation_id).sort()).toEqual(traces.map((t) => t.generation_id).sort());
   });
 
+  it("signs with each destination's own secret when destinations take turns (imported keys are kept per secret)", async () => {
+    const hits = sink("https://hooks.sink.test/turns");
+    const other = "whsec_second_destination_9876543210";
+    const second: Destination = { ...hook("https://hooks.sink.test/turns"), id: "hook-2", target: { type: "webhook", url: "https://hooks.sink.test/turns", headers: {}, signingSecret: other } };
+    for (const destination of [hook("https://hooks.sink.test/turns"), second, hook("https://hooks.sink.test/turns"), second]) {
+      const outcomes = await deliverToDestination(env, destination, [exampleTrace()]);
+      expect(outcomes.map((o) => o.ok)).toEqual([true]);
+    }
+    expect(hits.map((hit) => [verify(hit, SECRET), verify(hit, other)])).toEqual([
+      [true, false],
+      [false, true],
+      [true, false],
+      [false, true],
+    ]);
+  });
+
   it("reports 5xx and 429 as retryable (with Retry-After), other 4xx as permanent, and unreachable hosts as retryable", async () => {
     sink("https://hooks.sink.test/500", () => new HttpResponse("boom", { status: 500 }));
     sink("https://hooks.sink.test/429", () => new HttpResponse("later", { status: 429, headers: { "retry-after": "30" } }));
