@@ -16,6 +16,7 @@ import { requireApiKey, requireKind } from "./auth/middleware";
 import type { AppEnv } from "./context";
 import { GatewayError } from "./errors";
 import { REGION_HEADER, regionOfIngress, requireResidency } from "./residency/middleware";
+import { stampHeaders } from "./stamp-headers";
 
 const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -38,7 +39,7 @@ export const app = new Hono<AppEnv>()
     const requestId = c.req.header("x-request-id")?.slice(0, 128) || crypto.randomUUID();
     c.set("requestId", requestId);
     await next();
-    c.header("x-request-id", requestId);
+    stampHeaders(c, { "x-request-id": requestId });
   })
   .use(async (c, next) => {
     const max = Number(c.env.MAX_BODY_BYTES) || DEFAULT_MAX_BODY_BYTES;

@@ -12,6 +12,7 @@ import { orRefuse, residentStores, type ResidentStores } from "./bindings";
 import { ingressRegion } from "./ingress";
 import { ingressRefusal, policyOf, type ResidencyPolicy } from "./policy";
 import type { WorkspaceRegion } from "./regions";
+import { stampHeaders } from "../stamp-headers";
 
 /** The region that processed the request (region of ingress). */
 export const REGION_HEADER = "x-switchyard-region";
@@ -29,7 +30,7 @@ export const regionOfIngress = createMiddleware<AppEnv>(async (c, next) => {
   const ingress = ingressRegion(c.req.url, c.env.REGION_HOSTS);
   c.set("ingress", ingress);
   await next();
-  c.header(REGION_HEADER, ingress);
+  stampHeaders(c, { [REGION_HEADER]: ingress });
 });
 
 export const requireResidency = createMiddleware<AppEnv>(async (c, next) => {

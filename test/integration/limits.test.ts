@@ -155,13 +155,35 @@ describe("request id", () => {
     const json = await chat(key, ask, { headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "x-request-id": "chat-json" } });
     expect(json.status).toBe(200);
     expect(json.headers.get("x-request-id")).toBe("chat-json");
+    expect(json.headers.get("x-switchyard-region")).toBe("global");
     mswServer.use(streamed.handler);
     const sse = await chat(key, { ...ask, stream: true }, { headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "x-request-id": "chat-sse" } });
     expect(sse.status).toBe(200);
     expect(sse.headers.get("x-request-id")).toBe("chat-sse");
+    expect(sse.headers.get("x-switchyard-region")).toBe("global");
+    expect(sse.headers.get("content-type")).toMatch(/^text\/event-stream/);
     expect((await readSSE(sse)).done).toBe(true);
     expect(streamed.hits).toHaveLength(1);
     mswServer.resetHandlers(upstream.handler);
+  });
+
+  it("stamps a response whose headers are immutable through a copy, keeping its status and headers", async () => {
+    const { Hono } = await import("hono");
+    const { stampHeaders } = await import("../../src/stamp-headers");
+    // A redirect's headers are immutable, as a fetched response's are.
+    const fetched = Response.redirect("https://elsewhere.test/", 302);
+    expect(() => fetched.headers.set("x-probe", "1")).toThrow(TypeError);
+    const app = new Hono()
+      .use(async (c, next) => {
+        await next();
+        stampHeaders(c, { "x-request-id": "stamped", "x-switchyard-region": "eu" });
+      })
+      .get("/", () => fetched);
+    const res = await app.request("/");
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("https://elsewhere.test/");
+    expect(res.headers.get("x-request-id")).toBe("stamped");
+    expect(res.headers.get("x-switchyard-region")).toBe("eu");
   });
 
   it("generates a fresh UUID per request when the client sends none", async () => {
