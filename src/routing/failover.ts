@@ -13,6 +13,7 @@
 import { GatewayError, type UpstreamErrorType } from "../errors";
 import { adapterFor } from "../providers/registry";
 import type { ChatRequest } from "../schemas/openai";
+import { AttemptDeadline } from "./attempt-deadline";
 import type { AttemptOutcome } from "./health-types";
 import type { Candidate } from "./plan";
 
@@ -43,6 +44,11 @@ export interface OpenedUpstream {
   response: Response;
   /** Aborting it cancels this attempt's fetch and body. */
   controller: AbortController;
+  /**
+   * The attempt's time limit, still the connect timeout when the headers arrive: `consume` moves
+   * it to its own limit and, when a read fails, asks it whether the failure was the clock.
+   */
+  deadline: AttemptDeadline;
   /** Epoch ms the attempt started, and when `consume` returned (first content, or the whole answer). */
   startedAt: number;
   consumedAt: number | null;
@@ -167,11 +173,7 @@ export async function withFailover<T>(
     const request = adapter.buildRequest(req, candidate.target, opts.stream);
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, opts.clientSignal]);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new DOMException("connect timeout", "TimeoutError"));
-    }, Math.max(1, Math.min(opts.connectTimeoutMs, deadline - Date.now())));
+    const timer = new AttemptDeadline(Math.max(1, Math.min(opts.connectTimeoutMs, deadline - Date.now())), () => controller.abort(new DOMException("upstream timeout", "TimeoutError")));
     const started = Date.now();
     const record = (r: Omit<AttemptRecord, "provider" | "model" | "ms">) => {
       const at = Date.now();
@@ -189,32 +191,36 @@ export async function withFailover<T>(
     try {
       response = await fetcher(request.url, { method: "POST", headers: request.headers, body: request.body, signal });
     } catch (error) {
-      clearTimeout(timer);
+      timer.clear();
       if (opts.clientSignal.aborted) throw new GatewayError("request_timeout", "Client closed the request");
       record({
         status: null,
-        ...(timedOut ? { errorType: "timeout", message: "Upstream did not respond in time" } : describeError(error)),
+        ...(timer.expired ? { errorType: "timeout", message: "Upstream did not respond in time" } : describeError(error)),
       });
       continue;
     }
-    clearTimeout(timer);
 
     if (!response.ok) {
-      const failure = adapter.parseError(response.status, await readErrorBody(response));
+      // An error body that never ends is bounded by what is left of the connect timeout.
+      const body = await timer.within(readErrorBody(response)).catch(() => "");
+      timer.clear();
+      const failure = adapter.parseError(response.status, body);
       const retryAfter = response.status === 429 ? retryAfterSeconds(response) : undefined;
       record({ status: response.status, ...failure, ...(retryAfter !== undefined ? { retryAfter } : {}) });
       if (!isRetryable(failure.errorType)) return null;
       continue;
     }
 
-    const opened: OpenedUpstream = { candidate, response, controller, startedAt: started, consumedAt: null };
+    const opened: OpenedUpstream = { candidate, response, controller, deadline: timer, startedAt: started, consumedAt: null };
     onOpened?.(opened);
     try {
       const value = await consume(opened, signal);
+      timer.clear();
       opened.consumedAt = Date.now();
       if (opts.reportSuccess) opts.health?.report({ endpointId: candidate.endpoint.id, at: opened.consumedAt, ok: true, latencyMs: opened.consumedAt - started });
       return { value, opened };
     } catch (error) {
+      timer.clear();
       controller.abort();
       if (opts.clientSignal.aborted) throw new GatewayError("request_timeout", "Client closed the request");
       record({ status: response.status, ...describeError(error) });

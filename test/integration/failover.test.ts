@@ -49,6 +49,21 @@ describe("failover before the first byte", () => {
     ["429", () => HttpResponse.json({ error: { message: "slow down" } }, { status: 429, headers: { "retry-after": "7" } })],
     ["connection reset", () => HttpResponse.error()],
     ["timeout", () => new Promise<Response>(() => {})],
+    // Headers, then a body that never ends: bounded by the connect timeout (error) and the
+    // first-token timeout (answer), even though the mock's body ignores the attempt's abort.
+    ["a 503 whose error body never ends", () => new Response(new ReadableStream({ start() {} }), { status: 503 })],
+    [
+      "a 200 whose body stops half-way",
+      () =>
+        new Response(
+          new ReadableStream({
+            start(controller) {
+              controller.enqueue(new TextEncoder().encode('{"choices":[{"message":'));
+            },
+          }),
+          { headers: { "content-type": "application/json" } },
+        ),
+    ],
   ];
 
   for (const [name, fault] of faults) {

@@ -203,22 +203,16 @@ export const chat = new Hono<AppEnv>().post("/chat/completions", async (c) => {
     });
 
   const readCompletion = async (opened: OpenedUpstream) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        opened.controller.abort();
-        reject(attemptFailure("timeout", `Upstream did not finish within ${firstTokenTimeoutMs} ms`));
-      }, firstTokenTimeoutMs);
-    });
+    // The attempt's clock now runs for the body: the whole answer within the first-token limit.
+    opened.deadline.extend(firstTokenTimeoutMs);
+    let body: unknown;
     try {
-      const body = await Promise.race([opened.response.json<unknown>(), timeout]).catch((error: unknown) => {
-        if (error instanceof GatewayError) throw error;
-        throw attemptFailure("invalid_response", "Upstream returned a body that is not JSON");
-      });
-      return adapterFor(opened.candidate.target.family).parseResponse(body);
-    } finally {
-      clearTimeout(timer);
+      body = await opened.deadline.within(opened.response.json<unknown>());
+    } catch {
+      if (opened.deadline.expired) throw attemptFailure("timeout", `Upstream did not finish within ${firstTokenTimeoutMs} ms`);
+      throw attemptFailure("invalid_response", "Upstream returned a body that is not JSON");
     }
+    return adapterFor(opened.candidate.target.family).parseResponse(body);
   };
 
   const completed = async (upstreamReq: ChatRequest, clientSignal: AbortSignal, ready: Promise<unknown>) => {

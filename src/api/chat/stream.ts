@@ -73,21 +73,19 @@ export interface StreamBilling {
   waitUntil(promise: Promise<unknown>): void;
 }
 
-/** Read the next message, failing the attempt when the upstream stays silent too long. */
-async function nextWithin(reader: SSEReader, ms: number, controller: AbortController) {
+/**
+ * Read the next message, failing the attempt when the upstream stays silent for `ms`: the
+ * attempt's clock (its connect timeout until now) restarts at every message.
+ */
+async function nextWithin(reader: SSEReader, ms: number, opened: OpenedUpstream) {
+  opened.deadline.extend(ms);
   const taken = reader.take();
   if (taken !== undefined) return taken;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      controller.abort();
-      reject(attemptFailure("timeout", `Upstream sent nothing for ${ms} ms`));
-    }, ms);
-  });
   try {
-    return await Promise.race([reader.next(), timeout]);
-  } finally {
-    clearTimeout(timer);
+    return await opened.deadline.within(reader.next());
+  } catch (error) {
+    if (opened.deadline.expired) throw attemptFailure("timeout", `Upstream sent nothing for ${ms} ms`);
+    throw error;
   }
 }
 
@@ -107,7 +105,7 @@ export async function streamChat(setup: StreamSetup): Promise<Response> {
     const decoder = adapterFor(opened.candidate.target.family).createStreamDecoder();
     const pending: StreamEvent[] = [];
     for (;;) {
-      const message = await nextWithin(reader, setup.firstTokenTimeoutMs, opened.controller);
+      const message = await nextWithin(reader, setup.firstTokenTimeoutMs, opened);
       if (!message) throw attemptFailure("provider_unavailable", "Upstream closed the stream before the first token");
       for (const event of decoder.decode(message)) {
         if (event.type === "error") throw attemptFailure(event.errorType, event.message);
