@@ -18,19 +18,12 @@ import { fileURLToPath } from "node:url";
 import { buildBundles } from "./build.mjs";
 import { cdp, freePort } from "./inspector.mjs";
 import { startMockChild } from "./mock.mjs";
-import { ANTHROPIC_MODEL, HELLO, OPENAI_MODEL, chatBody, measure } from "./scenarios.mjs";
+import { LOAD_CASES as CASES, chatBody, measure } from "./scenarios.mjs";
 import { provision, startGateway } from "./targets.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = join(ROOT, "bench", ".build");
 
-/** @type {Record<string, { model: string, content: string, stream: boolean, maxTokens?: number }>} */
-const CASES = {
-  nonstream: { model: OPENAI_MODEL, content: HELLO, stream: false },
-  stream: { model: OPENAI_MODEL, content: HELLO, stream: true },
-  translate: { model: ANTHROPIC_MODEL, content: HELLO, stream: true },
-  words: { model: ANTHROPIC_MODEL, content: "Hello [[words:1000]]", stream: true, maxTokens: 1000 },
-};
 
 /** @param {string} name @param {string} fallback */
 function arg(name, fallback) {

@@ -14,6 +14,17 @@ export const HELLO = "Hello [[words:20]]";
 export const CHAT_PATH = "/api/v1/chat/completions";
 
 /**
+ * One load each, for the tools that study a single case (bench/profile.mjs, bench/ab.mjs).
+ * @type {Record<string, { model: string, content: string, stream: boolean, maxTokens?: number }>}
+ */
+export const LOAD_CASES = {
+  nonstream: { model: OPENAI_MODEL, content: HELLO, stream: false },
+  stream: { model: OPENAI_MODEL, content: HELLO, stream: true },
+  translate: { model: ANTHROPIC_MODEL, content: HELLO, stream: true },
+  words: { model: ANTHROPIC_MODEL, content: "Hello [[words:1000]]", stream: true, maxTokens: 1000 },
+};
+
+/**
  * @typedef {import("./targets.mjs").Instance} Instance
  * @typedef {import("./load.mjs").Summary} Summary
  * @typedef {import("./load.mjs").Target} Target
