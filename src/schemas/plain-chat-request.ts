@@ -25,6 +25,8 @@ const modelId = boundedString(1, 256);
 
 const listOf = (check: Check, max: number): Check => (v) => Array.isArray(v) && v.length <= max && v.every(check);
 
+const stopList = listOf(isString, 16);
+
 const ROLES = new Set(["system", "developer", "user", "assistant"]);
 
 /** `{ role, content, name? }` with text content; an assistant's content may be null. */
@@ -61,7 +63,7 @@ const FIELDS: Record<string, Check> = {
   top_k: nullable(integerFrom(0)),
   frequency_penalty: nullable(numberIn(-2, 2)),
   presence_penalty: nullable(numberIn(-2, 2)),
-  stop: nullable((v) => isString(v) || listOf(isString, 16)(v)),
+  stop: nullable((v) => isString(v) || stopList(v)),
   seed: nullable(integerFrom(Number.MIN_SAFE_INTEGER)),
   n: (v) => v === null || v === 1,
   parallel_tool_calls: nullable(isBoolean),
