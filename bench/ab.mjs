@@ -22,24 +22,12 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildBundles } from "./build.mjs";
 import { startMockChild } from "./mock.mjs";
-import { LOAD_CASES, chatBody, measure } from "./scenarios.mjs";
+import { median } from "./report.mjs";
+import { loadCase, measure, option as arg } from "./scenarios.mjs";
 import { provision, startGateway } from "./targets.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = join(ROOT, "bench", ".build", "ab");
-
-/** @param {string} name @param {string} fallback */
-function arg(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? /** @type {string} */ (process.argv[i + 1]) : fallback;
-}
-
-/** @param {number[]} xs */
-function median(xs) {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? /** @type {number} */ (sorted[mid]) : (/** @type {number} */ (sorted[mid - 1]) + /** @type {number} */ (sorted[mid])) / 2;
-}
 
 /**
  * Bundle REF in a temporary worktree.
@@ -62,49 +50,49 @@ async function buildRef(ref) {
 
 async function main() {
   const which = arg("case", "nonstream");
-  const chosen = LOAD_CASES[which];
-  if (!chosen) throw new Error(`--case must be one of ${Object.keys(LOAD_CASES).join(", ")}`);
+  const { body, stream } = loadCase(which);
   const connections = Number(arg("connections", "32"));
   const rounds = Number(arg("rounds", "6"));
   const seconds = Number(arg("seconds", "3"));
   if (!(rounds >= 2 && connections >= 1 && seconds > 0)) throw new Error("--rounds ≥ 2, --connections ≥ 1, --seconds > 0");
 
-  const [base, work] = await Promise.all([buildRef(arg("base", "HEAD")), buildBundles(ROOT, join(BUILD, "work"))]);
+  const [baseBuild, workBuild] = await Promise.all([buildRef(arg("base", "HEAD")), buildBundles(ROOT, join(BUILD, "work"))]);
   const mock = await startMockChild(ROOT);
   const sides = {
-    base: await startGateway(ROOT, "ab-base", base.gateway, mock.url),
-    work: await startGateway(ROOT, "ab-work", work.gateway, mock.url),
+    base: await startGateway(ROOT, "ab-base", baseBuild.gateway, mock.url),
+    work: await startGateway(ROOT, "ab-work", workBuild.gateway, mock.url),
   };
   try {
     const endpoints = {
       base: { instance: sides.base, key: await provision(sides.base, "bench") },
       work: { instance: sides.work, key: await provision(sides.work, "bench") },
     };
-    const body = chatBody(chosen.model, chosen.content, { stream: chosen.stream, maxTokens: chosen.maxTokens ?? 64 });
     const timing = { warmupMs: 1000, durationMs: seconds * 1000 };
-    /** @type {Array<Record<"base" | "work", { cpu: number, rps: number, errors: number }>>} */
+    /** @param {"base" | "work"} side */
+    const runSide = async (side) => {
+      const run = await measure(endpoints[side], body, stream, connections, timing, mock.pid);
+      return { cpu: run.cpuMicrosPerRequest, rps: run.rps, errors: run.errors };
+    };
     const pairs = [];
     for (let round = 0; round < rounds; round++) {
-      /** @type {Partial<Record<"base" | "work", { cpu: number, rps: number, errors: number }>>} */
-      const pair = {};
-      /** @type {Array<"base" | "work">} */
-      const order = round % 2 ? ["work", "base"] : ["base", "work"];
-      for (const side of order) {
-        const run = await measure(endpoints[side], body, chosen.stream, connections, timing, mock.pid);
-        pair[side] = { cpu: run.cpuMicrosPerRequest, rps: run.rps, errors: run.errors };
-      }
-      const done = /** @type {Record<"base" | "work", { cpu: number, rps: number, errors: number }>} */ (pair);
-      pairs.push(done);
-      console.log(`round ${round + 1}/${rounds}: CPU µs/request base ${done.base.cpu.toFixed(0)}, work ${done.work.cpu.toFixed(0)}; req/s ${done.base.rps.toFixed(0)} / ${done.work.rps.toFixed(0)}`);
+      // Who goes first alternates, so a drift within a pair favours neither side.
+      const work = round % 2 ? await runSide("work") : null;
+      const base = await runSide("base");
+      const pair = { base, work: work ?? (await runSide("work")) };
+      pairs.push(pair);
+      console.log(`round ${round + 1}/${rounds}: CPU µs/request base ${pair.base.cpu.toFixed(0)}, work ${pair.work.cpu.toFixed(0)}; req/s ${pair.base.rps.toFixed(0)} / ${pair.work.rps.toFixed(0)}`);
     }
     const errors = pairs.reduce((n, p) => n + p.base.errors + p.work.errors, 0);
-    const cpuDiffs = pairs.map((p) => p.work.cpu - p.base.cpu);
-    const rpsDiffs = pairs.map((p) => p.work.rps - p.base.rps);
     const baseCpu = median(pairs.map((p) => p.base.cpu));
-    console.log(`\n${which} @${connections}, ${rounds} pairs of ${seconds} s; base ${base.commit}, work = the working tree${errors ? `; ${errors} ERRORS` : ""}`);
+    const cpuDiffs = pairs.map((p) => p.work.cpu - p.base.cpu);
+    const cpuDiff = median(cpuDiffs);
+    const rpsDiffs = pairs.map((p) => p.work.rps - p.base.rps);
+    const rpsDiff = median(rpsDiffs);
+    const signed = (/** @type {number} */ n) => `${n >= 0 ? "+" : ""}${n.toFixed(0)}`;
+    console.log(`\n${which} @${connections}, ${rounds} pairs of ${seconds} s; base ${baseBuild.commit}, work = the working tree${errors ? `; ${errors} ERRORS` : ""}`);
     console.log(`CPU µs/request, median: base ${baseCpu.toFixed(0)}, work ${median(pairs.map((p) => p.work.cpu)).toFixed(0)}`);
-    console.log(`  paired difference (work − base), median: ${median(cpuDiffs) >= 0 ? "+" : ""}${median(cpuDiffs).toFixed(0)} µs (${((median(cpuDiffs) / baseCpu) * 100).toFixed(1)} %); work lower in ${cpuDiffs.filter((d) => d < 0).length} of ${rounds} pairs`);
-    console.log(`req/s, median: base ${median(pairs.map((p) => p.base.rps)).toFixed(0)}, work ${median(pairs.map((p) => p.work.rps)).toFixed(0)}; paired difference ${median(rpsDiffs) >= 0 ? "+" : ""}${median(rpsDiffs).toFixed(0)}, work higher in ${rpsDiffs.filter((d) => d > 0).length} of ${rounds} pairs`);
+    console.log(`  paired difference (work − base), median: ${signed(cpuDiff)} µs (${((cpuDiff / baseCpu) * 100).toFixed(1)} %); work lower in ${cpuDiffs.filter((d) => d < 0).length} of ${rounds} pairs`);
+    console.log(`req/s, median: base ${median(pairs.map((p) => p.base.rps)).toFixed(0)}, work ${median(pairs.map((p) => p.work.rps)).toFixed(0)}; paired difference ${signed(rpsDiff)}, work higher in ${rpsDiffs.filter((d) => d > 0).length} of ${rounds} pairs`);
     if (errors) process.exitCode = 1;
   } finally {
     await sides.base.dispose();

@@ -18,18 +18,12 @@ import { fileURLToPath } from "node:url";
 import { buildBundles } from "./build.mjs";
 import { cdp, freePort } from "./inspector.mjs";
 import { startMockChild } from "./mock.mjs";
-import { LOAD_CASES as CASES, chatBody, measure } from "./scenarios.mjs";
+import { loadCase, measure, option as arg } from "./scenarios.mjs";
 import { provision, startGateway } from "./targets.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = join(ROOT, "bench", ".build");
 
-
-/** @param {string} name @param {string} fallback */
-function arg(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? /** @type {string} */ (process.argv[i + 1]) : fallback;
-}
 
 /**
  * @typedef {{ id: number, callFrame: { functionName: string, url: string, lineNumber: number, columnNumber: number }, hitCount: number, children?: number[] }} ProfileNode
@@ -72,8 +66,7 @@ function summarize(profile) {
 
 async function main() {
   const which = arg("case", "nonstream");
-  const chosen = CASES[which];
-  if (!chosen) throw new Error(`--case must be one of ${Object.keys(CASES).join(", ")}`);
+  const { body, stream } = loadCase(which);
   const connections = Number(arg("connections", "8"));
   const seconds = Number(arg("seconds", "10"));
   const top = Number(arg("top", "40"));
@@ -85,9 +78,8 @@ async function main() {
   try {
     const key = await provision(gateway, "bench");
     const endpoint = { instance: gateway, key };
-    const body = chatBody(chosen.model, chosen.content, { stream: chosen.stream, maxTokens: chosen.maxTokens ?? 64 });
     // Warm the JIT and the isolate caches before profiling.
-    await measure(endpoint, body, chosen.stream, connections, { warmupMs: 0, durationMs: 2000 }, mock.pid);
+    await measure(endpoint, body, stream, connections, { warmupMs: 0, durationMs: 2000 }, mock.pid);
 
     const targets = /** @type {Array<{ id: string, webSocketDebuggerUrl: string }>} */ (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json());
     const target = targets.find((t) => t.id.includes("profile")) ?? targets[0];
@@ -96,7 +88,7 @@ async function main() {
     await client.send("Profiler.enable");
     await client.send("Profiler.setSamplingInterval", { interval: 100 });
     await client.send("Profiler.start");
-    const run = await measure(endpoint, body, chosen.stream, connections, { warmupMs: 0, durationMs: seconds * 1000 }, mock.pid);
+    const run = await measure(endpoint, body, stream, connections, { warmupMs: 0, durationMs: seconds * 1000 }, mock.pid);
     const { profile } = /** @type {{ profile: Profile }} */ (await client.send("Profiler.stop"));
     client.close();
 

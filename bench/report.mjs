@@ -92,7 +92,7 @@ const f0 = (/** @type {number} */ n) => (Number.isFinite(n) ? n.toFixed(0) : "�
 const f1 = (/** @type {number} */ n) => (Number.isFinite(n) ? n.toFixed(1) : "–");
 const f2 = (/** @type {number} */ n) => (Number.isFinite(n) ? n.toFixed(2) : "–");
 /** The middle value (the mean of the two middle ones for an even count). */
-function median(/** @type {number[]} */ values) {
+export function median(/** @type {number[]} */ values) {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;

@@ -25,6 +25,27 @@ export const LOAD_CASES = {
 };
 
 /**
+ * `--name value` from the command line, else `fallback` (the single-case tools' options).
+ * @param {string} name
+ * @param {string} fallback
+ */
+export function option(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? /** @type {string} */ (process.argv[i + 1]) : fallback;
+}
+
+/**
+ * The request body of `LOAD_CASES[name]` and whether it streams; an unknown name is an error
+ * that lists the known ones.
+ * @param {string} name
+ */
+export function loadCase(name) {
+  const chosen = LOAD_CASES[name];
+  if (!chosen) throw new Error(`--case must be one of ${Object.keys(LOAD_CASES).join(", ")}`);
+  return { body: chatBody(chosen.model, chosen.content, { stream: chosen.stream, maxTokens: chosen.maxTokens ?? 64 }), stream: chosen.stream };
+}
+
+/**
  * @typedef {import("./targets.mjs").Instance} Instance
  * @typedef {import("./load.mjs").Summary} Summary
  * @typedef {import("./load.mjs").Target} Target
