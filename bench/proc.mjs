@@ -54,11 +54,35 @@ function childPids(command, parent = process.pid) {
  */
 export async function withNewChild(command, start) {
   const before = new Set(childPids(command));
-  const value = await start();
-  const added = childPids(command).filter((pid) => !before.has(pid));
-  if (added.length !== 1) throw new Error(`Expected one new ${command} process, found ${added.length}`);
-  return { value, pid: /** @type {number} */ (added[0]) };
+  const added = () => childPids(command).filter((pid) => !before.has(pid));
+  /** @type {T} */
+  let value;
+  try {
+    value = await start();
+  } catch (error) {
+    // A start that failed or ran out of time must not leave its process competing for the cores.
+    for (const pid of added()) kill(pid);
+    throw error;
+  }
+  const pids = added();
+  if (pids.length !== 1) throw new Error(`Expected one new ${command} process, found ${pids.length}`);
+  return { value, pid: /** @type {number} */ (pids[0]) };
 }
+
+/**
+ * SIGKILL a process that may already have ended.
+ * @param {number} pid
+ */
+export function kill(pid) {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Every workerd this process started and has not seen end: what a watchdog kills on its way out. */
+export const workerdChildren = () => childPids("workerd");
 
 /**
  * CPU time of a process so far, in microseconds.

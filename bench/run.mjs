@@ -12,10 +12,12 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { againIfOverdue, bounded } from "./bounded.mjs";
 import { buildBundles } from "./build.mjs";
 import { costPerMillionRequests } from "./cost.mjs";
 import { freePort, heapProbe } from "./inspector.mjs";
 import { startMockChild } from "./mock.mjs";
+import { kill, workerdChildren } from "./proc.mjs";
 import { machineInfo, renderMarkdown, evaluateTargets } from "./report.mjs";
 import {
   ANTHROPIC_MODEL,
@@ -48,12 +50,16 @@ const BUILD = join(ROOT, "bench", ".build");
  *   consumers' batch timeouts, 5 s then 2 s, plus slack).
  * @property {number} distanceWarmupMs
  * @property {number} distanceMs
+ * @property {number} stepLimitMs  Longest any one step may take before the run fails naming it.
+ * @property {number} runLimitMs  Longest the whole run may take (a watchdog ends it past that).
  */
 
 /** @type {Config} */
-const FULL = { warmupMs: 1000, durationMs: 5000, repeats: 3, cpuCaseMs: 3000, calibrationMs: 2000, memoryWords: 34_000, meteringMs: 3000, settleMs: 8000, distanceWarmupMs: 500, distanceMs: 4000 };
+const FULL = { warmupMs: 1000, durationMs: 5000, repeats: 3, cpuCaseMs: 3000, calibrationMs: 2000, memoryWords: 34_000, meteringMs: 3000, settleMs: 8000, distanceWarmupMs: 500, distanceMs: 4000, stepLimitMs: 600_000, runLimitMs: 3_600_000 };
 /** @type {Config} */
-const SMOKE = { warmupMs: 0, durationMs: 200, repeats: 1, cpuCaseMs: 200, calibrationMs: 100, memoryWords: 1000, meteringMs: 200, settleMs: 300, distanceWarmupMs: 0, distanceMs: 100 };
+const SMOKE = { warmupMs: 0, durationMs: 200, repeats: 1, cpuCaseMs: 200, calibrationMs: 100, memoryWords: 1000, meteringMs: 200, settleMs: 300, distanceWarmupMs: 0, distanceMs: 100, stepLimitMs: 120_000, runLimitMs: 900_000 };
+const SMOKE_RUN = process.argv.includes("--smoke");
+const CONFIG = SMOKE_RUN ? SMOKE : FULL;
 
 /** Floor-versus-gateway scenarios; translation sends the floor the OpenAI equivalent. */
 const SCENARIOS = [
@@ -77,6 +83,9 @@ const CALIBRATION_CONNECTIONS = [1, 32];
 /** Rows per call in the `/d1-batch` calibration (a generation window carries several records). */
 const CALIBRATION_BATCH_ROWS = 10;
 
+/** The step under way, for the watchdog's last word. */
+let current = "setup";
+
 /** @param {string} line */
 const log = (line) => console.log(`[bench] ${line}`);
 
@@ -87,7 +96,8 @@ const log = (line) => console.log(`[bench] ${line}`);
  */
 async function step(what, run) {
   const started = performance.now();
-  const value = await run();
+  current = what;
+  const value = await bounded(what, CONFIG.stepLimitMs, run);
   log(`${what} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
   return value;
 }
@@ -131,7 +141,7 @@ async function phase(run) {
  */
 function calibrate(config, mock) {
   return phase(async (track) => {
-    const instance = await step("calibration worker started", () => track(startCalibration(ROOT)));
+    const instance = await step("calibration worker started", () => track(againIfOverdue(() => startCalibration(ROOT))));
     const timing = { warmupMs: config.warmupMs, durationMs: config.calibrationMs };
     const runs = [];
     for (const connections of CALIBRATION_CONNECTIONS) {
@@ -153,8 +163,8 @@ function calibrate(config, mock) {
  */
 function compare(config, mock, bundles) {
   return phase(async (track) => {
-    const floor = await step("floor started", () => track(startFloor(ROOT, mock.url)));
-    const gateway = await step("gateway started", () => track(startGateway(ROOT, "gateway", bundles.gateway, mock.url)));
+    const floor = await step("floor started", () => track(againIfOverdue(() => startFloor(ROOT, mock.url))));
+    const gateway = await step("gateway started", () => track(againIfOverdue(() => startGateway(ROOT, "gateway", bundles.gateway, mock.url))));
     const gatewayEp = { instance: gateway, key: await provision(gateway, "bench") };
     const floorEp = { instance: floor, key: "unused-by-the-floor" };
     // What the gateway sends upstream for openai/gpt-4o-mini, as JSON and as a stream request.
@@ -251,7 +261,7 @@ function pairSummary({ floor, gateway }) {
 function heapRuns(config, mock, bundles) {
   return phase(async (track) => {
     const inspectorPort = await freePort();
-    const gateway = await step("gateway started with its inspector (heap)", () => track(startGateway(ROOT, "memory", bundles.gateway, mock.url, {}, { inspectorPort })));
+    const gateway = await step("gateway started with its inspector (heap)", () => track(againIfOverdue(() => startGateway(ROOT, "memory", bundles.gateway, mock.url, {}, { inspectorPort }))));
     const endpoint = { instance: gateway, key: await provision(gateway, "bench") };
     const heap = await heapProbe(inspectorPort, "memory", new URL("/", gateway.url));
     try {
@@ -318,7 +328,7 @@ function ttftRun(config, mock, endpoint, slowMs, what) {
  */
 function meterAndBaselines(config, mock, bundles, scenarios) {
   return phase(async (track) => {
-    const near = await step("metered gateway started", () => track(startGateway(ROOT, "metered", bundles.metered, mock.url, { BENCH_LEDGER_DELAY_MS: "0" })));
+    const near = await step("metered gateway started", () => track(againIfOverdue(() => startGateway(ROOT, "metered", bundles.metered, mock.url, { BENCH_LEDGER_DELAY_MS: "0" }))));
     const endpoints = await workspaces(near);
     const timing = { warmupMs: config.warmupMs, durationMs: config.meteringMs, settleMs: config.settleMs };
     const metering = [];
@@ -355,7 +365,7 @@ async function distanceRuns(config, mock, bundles, baselines) {
   for (const v of DISTANCE_VARIANTS) {
     await phase(async (track) => {
       const vars = { BENCH_LEDGER_DELAY_MS: String(DELAY_MS), BENCH_LEDGER_DELAY_SCOPE: v.scope };
-      const far = await step(`metered gateway (${v.id}) started`, () => track(startGateway(ROOT, `metered-${v.id}`, bundles.metered, mock.url, vars)));
+      const far = await step(`metered gateway (${v.id}) started`, () => track(againIfOverdue(() => startGateway(ROOT, `metered-${v.id}`, bundles.metered, mock.url, vars))));
       const endpoint = /** @type {import("./scenarios.mjs").Endpoint} */ ((await workspaces(far))[v.workspace]);
       for (const slowMs of SLOW_UPSTREAM_MS) {
         const delayed = await ttftRun(config, mock, endpoint, slowMs, `distance ${v.id} delay ${DELAY_MS}, upstream +${slowMs} ms`);
@@ -385,7 +395,7 @@ const LEDGER_ORDER = /** @type {const} */ (["on", "off", "bare", "bare", "off", 
  */
 function ledgerCost(config, mock, bundles) {
   return phase(async (track) => {
-    const instance = await step("metered gateway (ledger on/off) started", () => track(startGateway(ROOT, "metered-ledger", bundles.metered, mock.url, { BENCH_LEDGER_DELAY_MS: "0" })));
+    const instance = await step("metered gateway (ledger on/off) started", () => track(againIfOverdue(() => startGateway(ROOT, "metered-ledger", bundles.metered, mock.url, { BENCH_LEDGER_DELAY_MS: "0" }))));
     const traced = { instance, key: await provision(instance, "bench") };
     const quiet = { instance, key: await provision(instance, "bench-quiet", { traces: false }) };
     const timing = { warmupMs: config.warmupMs, durationMs: Math.round(config.durationMs / 2) };
@@ -501,8 +511,8 @@ function failures(results) {
 }
 
 async function main() {
-  const smoke = process.argv.includes("--smoke");
-  const config = smoke ? SMOKE : FULL;
+  const smoke = SMOKE_RUN;
+  const config = CONFIG;
   const outDir = smoke ? BUILD : join(ROOT, "bench");
   mkdirSync(BUILD, { recursive: true });
   const started = performance.now();
@@ -511,6 +521,13 @@ async function main() {
   const machine = machineInfo(ROOT);
   const bundles = await step("bundles built (wrangler deploy --dry-run)", () => buildBundles(ROOT, BUILD));
   const mock = await step("mock provider started", () => startMockChild(ROOT));
+  // Unreferenced: it fires only while something else keeps the process alive, e.g. a handle
+  // left open after the results are written, which would otherwise hold CI until its own limit.
+  setTimeout(() => {
+    console.error(`[bench] the run did not finish within ${config.runLimitMs / 1000} s; the last step begun: ${current}`);
+    for (const pid of [...workerdChildren(), mock.pid]) kill(pid);
+    process.exit(1);
+  }, config.runLimitMs).unref();
   let results;
   try {
     results = await runAll(config, mock, bundles);
@@ -532,10 +549,10 @@ async function main() {
   log(`results: ${join(outDir, "results.md")} (${report.totalSeconds.toFixed(0)} s)`);
   if (smoke) log(`smoke run: ${report.targets.length} targets evaluated; timings at these durations mean nothing, only failures count`);
   else for (const t of report.targets) log(`${t.met ? "met " : "MISS"} ${t.target}: ${t.measured}`);
-  if (report.failures.length) {
-    for (const f of report.failures) console.error(`[bench] FAILED ${f}`);
-    process.exit(1);
-  }
+  for (const f of report.failures) console.error(`[bench] FAILED ${f}`);
+  // Explicit: a Miniflare whose dispose ran out of time (its workerd killed) still holds handles
+  // in this process, which would keep it alive after the results are written.
+  process.exit(report.failures.length ? 1 : 0);
 }
 
 main().catch((error) => {

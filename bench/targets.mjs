@@ -26,7 +26,13 @@ import { dirname, join } from "node:path";
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangler";
 import { admin, wireProviders } from "../tools/dev.mjs";
-import { withNewChild } from "./proc.mjs";
+import { bounded } from "./bounded.mjs";
+import { kill, withNewChild } from "./proc.mjs";
+
+/** Limits for what the bench's machinery takes (a few seconds when all is well). */
+const START_LIMIT_MS = 45_000;
+const SETUP_LIMIT_MS = 45_000;
+const DISPOSE_LIMIT_MS = 20_000;
 
 /**
  * @typedef {object} Instance
@@ -45,17 +51,45 @@ import { withNewChild } from "./proc.mjs";
  */
 async function serve(name, options) {
   const stateDir = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), `switchyard-bench-${name}-`));
-  const { value: mf, pid } = await withNewChild("workerd", async () => {
-    const converted = convertV4MiniflareOptions({ host: "127.0.0.1", port: 0, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }], ...options });
-    const mf = new Miniflare({ ...converted, resourcePersistencePath: stateDir });
-    await mf.ready;
-    return mf;
-  });
-  const dispose = async () => {
-    await mf.dispose();
+  /** @type {Miniflare | undefined} */
+  let started;
+  try {
+    const { value, pid } = await withNewChild("workerd", () =>
+      bounded(`${name}: workerd ready`, START_LIMIT_MS, async () => {
+        const converted = convertV4MiniflareOptions({ host: "127.0.0.1", port: 0, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }], ...options });
+        started = new Miniflare({ ...converted, resourcePersistencePath: stateDir });
+        await started.ready;
+        return { mf: started, url: await started.unsafeGetDirectURL() };
+      }),
+    );
+    const { mf, url } = value;
+    const dispose = async () => {
+      await disposeWithin(name, mf, pid);
+      rmSync(stateDir, { recursive: true, force: true });
+    };
+    return { name, url, pid, mf, dispose };
+  } catch (error) {
+    // withNewChild has killed the workerd; what is left of Miniflare lives in this process.
+    if (started) await disposeWithin(name, started, undefined);
     rmSync(stateDir, { recursive: true, force: true });
-  };
-  return { name, url: await mf.unsafeGetDirectURL(), pid, mf, dispose };
+    throw error;
+  }
+}
+
+/**
+ * Miniflare's dispose, bounded: past the limit the workerd is killed and the bench goes on (its
+ * numbers are taken by then; a process left running would skew every later phase).
+ * @param {string} name
+ * @param {Miniflare} mf
+ * @param {number | undefined} pid
+ */
+async function disposeWithin(name, mf, pid) {
+  try {
+    await bounded(`${name}: Miniflare dispose`, DISPOSE_LIMIT_MS, () => mf.dispose());
+  } catch (error) {
+    console.error(`[bench] ${error instanceof Error ? error.message : String(error)}${pid ? `; killing workerd ${pid}` : ""}`);
+    if (pid) kill(pid);
+  }
 }
 
 /** @type {ReturnType<typeof readGatewayOptions> | undefined} */
@@ -116,9 +150,16 @@ export async function startCalibration(root) {
     modulesRoot: dirname(script),
     d1Databases: { DB: "bench-calibration" },
   });
-  const db = await instance.mf.getD1Database("DB");
-  await db.prepare("CREATE TABLE bench_rows (id TEXT PRIMARY KEY NOT NULL, workspace TEXT NOT NULL, n INTEGER NOT NULL, note TEXT)").run();
-  await db.prepare("CREATE INDEX bench_rows_workspace ON bench_rows (workspace)").run();
+  try {
+    await bounded("calibration: its table", SETUP_LIMIT_MS, async () => {
+      const db = await instance.mf.getD1Database("DB");
+      await db.prepare("CREATE TABLE bench_rows (id TEXT PRIMARY KEY NOT NULL, workspace TEXT NOT NULL, n INTEGER NOT NULL, note TEXT)").run();
+      await db.prepare("CREATE INDEX bench_rows_workspace ON bench_rows (workspace)").run();
+    });
+  } catch (error) {
+    await instance.dispose();
+    throw error;
+  }
   return instance;
 }
 
@@ -148,8 +189,10 @@ export async function startGateway(root, name, scriptPath, mockUrl, extraVars = 
     ...runtime,
   });
   try {
-    await migrate(instance.mf, join(root, "migrations"));
-    await admin(instance.url, adminToken, "POST", "/catalog/seed");
+    await bounded(`${name}: migrations and catalog seed`, SETUP_LIMIT_MS, async () => {
+      await migrate(instance.mf, join(root, "migrations"));
+      await admin(instance.url, adminToken, "POST", "/catalog/seed");
+    });
   } catch (error) {
     await instance.dispose();
     throw error;
