@@ -52,6 +52,7 @@ import { shardAdmitInputSchema, type ShardAdmitInput, type ShardLeaseView } from
 import { Outbox } from "./ledger-shard-outbox";
 import { LEASE_RETURN_NOTE, ShardStore, ensureShardSchema, type LedgerAnswer, type ShardConfig } from "./ledger-shard-store";
 import { WORKSPACE_SCOPE, keyScope } from "./ledger-store";
+import { plainShardAdmitInput } from "./plain-admit-input";
 import { sameJurisdiction } from "../residency/jurisdiction";
 
 const clock = z.number().int().optional();
@@ -112,7 +113,7 @@ export class LedgerShard extends DurableObject<Env> {
    * `release` forward them). The workspace's rate limits are split evenly among the shards.
    */
   async admit(input: ShardAdmitInput): Promise<AdmitResult> {
-    const { shard, ...parsed } = shardAdmitInputSchema.parse(input);
+    const { shard, ...parsed } = plainShardAdmitInput(input) ?? shardAdmitInputSchema.parse(input);
     const now = parsed.now ?? Date.now();
     this.#bind(shard);
     const local = { ...parsed, workspaceLimits: splitLimits(parsed.workspaceLimits, shard.count) };

@@ -38,6 +38,7 @@ import {
 } from "./ledger-schema";
 import { MemoryLedgerStore } from "./ledger-memory-store";
 import { WORKSPACE_SCOPE, keyScope, type Hold } from "./ledger-store";
+import { plainAdmitInput } from "./plain-admit-input";
 
 export { HOLD_TTL_MS } from "./ledger-admit";
 
@@ -75,7 +76,7 @@ export class Ledger extends DurableObject<Env> {
    * lives in memory (only a key seen for the first time or a per-minute rate window is stored).
    */
   admit(input: AdmitInput): AdmitResult {
-    const parsed = admitInputSchema.parse(input);
+    const parsed = plainAdmitInput(input) ?? admitInputSchema.parse(input);
     const now = parsed.now ?? Date.now();
     const { result } = this.#store.run(this.ctx.storage, () => admitRequest(this.#store, parsed, now));
     if (!result.ok) return result;

@@ -8,22 +8,9 @@
  * caller then runs zod, which also writes the error message, so this file never decides a 400.
  */
 import type { ChatRequest } from "./openai";
+import { type Check, boundedString, integerIn, isBoolean, isRecord, isString, listOf, nullable, numberIn } from "./plain-checks";
 
-type Check = (value: unknown) => boolean;
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
-
-const boundedString = (min: number, max: number): Check => (v) => typeof v === "string" && v.length >= min && v.length <= max;
-/** NaN and ±Infinity fail the comparisons, as zod refuses them. */
-const numberIn = (min: number, max: number): Check => (v) => typeof v === "number" && v >= min && v <= max;
-const integerFrom = (min: number): Check => (v) => Number.isSafeInteger(v) && (v as number) >= min;
-const nullable = (check: Check): Check => (v) => v === null || check(v);
-const isBoolean: Check = (v) => typeof v === "boolean";
-const isString: Check = (v) => typeof v === "string";
 const modelId = boundedString(1, 256);
-
-const listOf = (check: Check, max: number): Check => (v) => Array.isArray(v) && v.length <= max && v.every(check);
 
 const stopList = listOf(isString, 16);
 
@@ -56,15 +43,15 @@ const FIELDS: Record<string, Check> = {
   messages: (v) => Array.isArray(v) && v.length > 0 && v.every(isPlainMessage),
   stream: nullable(isBoolean),
   stream_options: nullable(isStreamOptions),
-  max_tokens: nullable(integerFrom(1)),
-  max_completion_tokens: nullable(integerFrom(1)),
+  max_tokens: nullable(integerIn(1)),
+  max_completion_tokens: nullable(integerIn(1)),
   temperature: nullable(numberIn(0, 2)),
   top_p: nullable(numberIn(0, 1)),
-  top_k: nullable(integerFrom(0)),
+  top_k: nullable(integerIn(0)),
   frequency_penalty: nullable(numberIn(-2, 2)),
   presence_penalty: nullable(numberIn(-2, 2)),
   stop: nullable((v) => isString(v) || stopList(v)),
-  seed: nullable(integerFrom(Number.MIN_SAFE_INTEGER)),
+  seed: nullable(integerIn(Number.MIN_SAFE_INTEGER)),
   n: (v) => v === null || v === 1,
   parallel_tool_calls: nullable(isBoolean),
   user: boundedString(0, 128),
