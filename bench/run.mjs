@@ -511,9 +511,7 @@ function failures(results) {
 }
 
 async function main() {
-  const smoke = SMOKE_RUN;
-  const config = CONFIG;
-  const outDir = smoke ? BUILD : join(ROOT, "bench");
+  const outDir = SMOKE_RUN ? BUILD : join(ROOT, "bench");
   mkdirSync(BUILD, { recursive: true });
   const started = performance.now();
 
@@ -524,21 +522,21 @@ async function main() {
   // Unreferenced: it fires only while something else keeps the process alive, e.g. a handle
   // left open after the results are written, which would otherwise hold CI until its own limit.
   setTimeout(() => {
-    console.error(`[bench] the run did not finish within ${config.runLimitMs / 1000} s; the last step begun: ${current}`);
+    console.error(`[bench] the run did not finish within ${CONFIG.runLimitMs / 1000} s; the last step begun: ${current}`);
     for (const pid of [...workerdChildren(), mock.pid]) kill(pid);
     process.exit(1);
-  }, config.runLimitMs).unref();
+  }, CONFIG.runLimitMs).unref();
   let results;
   try {
-    results = await runAll(config, mock, bundles);
+    results = await runAll(CONFIG, mock, bundles);
   } finally {
     await mock.close();
   }
   const report = {
-    mode: smoke ? "smoke" : "full",
+    mode: SMOKE_RUN ? "smoke" : "full",
     date: new Date().toISOString(),
     machine,
-    config,
+    config: CONFIG,
     ...results,
     targets: evaluateTargets(results),
     failures: failures(results),
@@ -547,7 +545,7 @@ async function main() {
   writeFileSync(join(outDir, "results.json"), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(outDir, "results.md"), renderMarkdown(report));
   log(`results: ${join(outDir, "results.md")} (${report.totalSeconds.toFixed(0)} s)`);
-  if (smoke) log(`smoke run: ${report.targets.length} targets evaluated; timings at these durations mean nothing, only failures count`);
+  if (SMOKE_RUN) log(`smoke run: ${report.targets.length} targets evaluated; timings at these durations mean nothing, only failures count`);
   else for (const t of report.targets) log(`${t.met ? "met " : "MISS"} ${t.target}: ${t.measured}`);
   for (const f of report.failures) console.error(`[bench] FAILED ${f}`);
   // Explicit: a Miniflare whose dispose ran out of time (its workerd killed) still holds handles

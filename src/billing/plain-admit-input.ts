@@ -9,7 +9,7 @@
  * bounds. Anything else goes through zod, which also writes the error.
  */
 import type { z } from "zod";
-import { type Check, boundedString, exactRecord, integerIn, isBoolean, isRecord, nullable } from "../schemas/plain-checks";
+import { type Check, boundedString, exactRecord, integerIn, isBoolean, nullable } from "../schemas/plain-checks";
 import type { ParsedAdmitInput } from "./ledger-admit";
 import type { shardAdmitInputSchema } from "./ledger-shard-schema";
 
@@ -46,7 +46,7 @@ const ADMIT_FIELDS: Record<string, Check> = {
 const isAdmitInput = exactRecord(ADMIT_FIELDS, ["now"]);
 
 const shardRefFields = exactRecord({ workspaceId: boundedString(1, Infinity), index: integerIn(0), count: integerIn(1, 256) });
-const isShardRef: Check = (v) => shardRefFields(v) && isRecord(v) && (v.index as number) < (v.count as number);
+const isShardRef: Check = (v) => shardRefFields(v) && (v.index as number) < (v.count as number);
 
 const isShardAdmitInput = exactRecord({ ...ADMIT_FIELDS, shard: isShardRef }, ["now"]);
 

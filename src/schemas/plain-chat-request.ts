@@ -8,7 +8,7 @@
  * caller then runs zod, which also writes the error message, so this file never decides a 400.
  */
 import type { ChatRequest } from "./openai";
-import { type Check, boundedString, integerIn, isBoolean, isRecord, isString, listOf, nullable, numberIn } from "./plain-checks";
+import { type Check, boundedString, exactRecord, integerIn, isBoolean, isString, listOf, nullable, numberIn } from "./plain-checks";
 
 const modelId = boundedString(1, 256);
 
@@ -16,25 +16,14 @@ const stopList = listOf(isString, 16);
 
 const ROLES = new Set(["system", "developer", "user", "assistant"]);
 
+const messageFields = exactRecord(
+  { role: (v) => typeof v === "string" && ROLES.has(v), content: (v) => isString(v) || v === null, name: isString },
+  ["name"],
+);
 /** `{ role, content, name? }` with text content; an assistant's content may be null. */
-const isPlainMessage: Check = (v) => {
-  if (!isRecord(v)) return false;
-  let keys = 0;
-  for (const key in v) {
-    keys++;
-    if (key !== "role" && key !== "content" && key !== "name") return false;
-  }
-  const { role, content, name } = v;
-  if (typeof role !== "string" || !ROLES.has(role)) return false;
-  if (typeof content !== "string" && !(content === null && role === "assistant")) return false;
-  return keys === 2 || (keys === 3 && typeof name === "string");
-};
+const isPlainMessage: Check = (v) => messageFields(v) && (v.content !== null || v.role === "assistant");
 
-const isStreamOptions: Check = (v) => {
-  if (!isRecord(v)) return false;
-  for (const key in v) if (key !== "include_usage" || !isBoolean(v[key])) return false;
-  return true;
-};
+const isStreamOptions = exactRecord({ include_usage: isBoolean }, ["include_usage"]);
 
 /** Each field this check knows, with the values `chatRequestSchema` takes for it as they are. */
 const FIELDS: Record<string, Check> = {
@@ -58,14 +47,13 @@ const FIELDS: Record<string, Check> = {
   session_id: boundedString(0, 256),
 };
 
+/** Every field may be left out but `messages`. */
+const isPlainChatRequest = exactRecord(
+  FIELDS,
+  Object.keys(FIELDS).filter((key) => key !== "messages"),
+);
+
 /** The body as a `ChatRequest` when it is plainly one, else `undefined` (validate it with zod). */
 export function plainChatRequest(value: unknown): ChatRequest | undefined {
-  if (!isRecord(value) || !("messages" in value)) return undefined;
-  for (const key in value) {
-    // Own keys only: a JSON body has no others, and `__proto__` or `constructor` must not find
-    // Object.prototype's members here.
-    const check = Object.hasOwn(FIELDS, key) ? FIELDS[key] : undefined;
-    if (!check || !check(value[key])) return undefined;
-  }
-  return value as ChatRequest;
+  return isPlainChatRequest(value) ? (value as ChatRequest) : undefined;
 }

@@ -26,15 +26,16 @@ export const listOf = (check: Check, max: number): Check => (v) => Array.isArray
  * default them, so the object would not come back unchanged). Own keys only: `__proto__` or
  * `constructor` in a parsed body must not find Object.prototype's members.
  */
-export function exactRecord(fields: Record<string, Check>, optional: readonly string[] = []): Check {
-  const required = Object.keys(fields).filter((key) => !optional.includes(key)).length;
-  return (v) => {
+export function exactRecord(fields: Record<string, Check>, optional: readonly string[] = []): (v: unknown) => v is Record<string, unknown> {
+  const optionalKeys = new Set(optional);
+  const required = Object.keys(fields).filter((key) => !optionalKeys.has(key)).length;
+  return (v): v is Record<string, unknown> => {
     if (!isRecord(v)) return false;
     let present = 0;
     for (const key in v) {
       const check = Object.hasOwn(fields, key) ? fields[key] : undefined;
       if (!check || !check(v[key])) return false;
-      if (!optional.includes(key)) present++;
+      if (!optionalKeys.has(key)) present++;
     }
     return present === required;
   };

@@ -12,6 +12,7 @@ import { shardAdmitInputSchema } from "../../../src/billing/ledger-shard-schema"
 import { plainAdmitInput, plainShardAdmitInput } from "../../../src/billing/plain-admit-input";
 import type { Candidate } from "../../../src/routing/plan";
 import type { ChatRequest } from "../../../src/schemas/openai";
+import { agreesWithSchema } from "../schemas/agrees-with-schema";
 
 const SAFE = Number.MAX_SAFE_INTEGER;
 
@@ -117,20 +118,7 @@ const anyShardInput = fc
 
 describe("plainAdmitInput", () => {
   it("accepts only what the Ledger's schema accepts, and exactly as the schema returns it", () => {
-    let accepted = 0;
-    let rejected = 0;
-    fc.assert(
-      fc.property(fc.oneof(validInput, anyInput), (input) => {
-        const plain = plainAdmitInput(input);
-        if (plain === undefined) return void rejected++;
-        accepted++;
-        expect(plain).toBe(input);
-        const parsed = admitInputSchema.safeParse(input);
-        expect(parsed.success).toBe(true);
-        expect(parsed.data).toStrictEqual(input);
-      }),
-      { numRuns: 20_000 },
-    );
+    const { accepted, rejected } = agreesWithSchema(fc.oneof(validInput, anyInput), plainAdmitInput, admitInputSchema, 20_000);
     // Both branches must be reached, or the property says nothing.
     expect(accepted).toBeGreaterThan(2_000);
     expect(rejected).toBeGreaterThan(2_000);
@@ -179,19 +167,7 @@ describe("plainAdmitInput", () => {
 
 describe("plainShardAdmitInput", () => {
   it("accepts only what the shard's schema accepts, and exactly as the schema returns it", () => {
-    let accepted = 0;
-    fc.assert(
-      fc.property(anyShardInput, (input) => {
-        const plain = plainShardAdmitInput(input);
-        if (plain === undefined) return;
-        accepted++;
-        expect(plain).toBe(input);
-        const parsed = shardAdmitInputSchema.safeParse(input);
-        expect(parsed.success).toBe(true);
-        expect(parsed.data).toStrictEqual(input);
-      }),
-      { numRuns: 20_000 },
-    );
+    const { accepted } = agreesWithSchema(anyShardInput, plainShardAdmitInput, shardAdmitInputSchema, 20_000);
     expect(accepted).toBeGreaterThan(2_000);
   });
 
